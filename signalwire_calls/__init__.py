@@ -1,0 +1,64 @@
+"""An asyncio client for SignalWire call records (Compatibility REST API, Calls).
+
+>>> import signalwire_calls as swc
+>>> swc.CallStatus.COMPLETED == "completed"
+True
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+from signalwire_calls._client import CallsClient
+from signalwire_calls._errors import (
+    APIError,
+    AuthenticationError,
+    BulkLookupError,
+    ConfigError,
+    DecodeError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitedError,
+    RequestTimeoutError,
+    ServerError,
+    SignalWireError,
+    TransportError,
+)
+from signalwire_calls._models import (
+    BulkResult,
+    Call,
+    CallDirection,
+    CallResult,
+    CallStatus,
+    SubresourceUris,
+)
+from signalwire_calls._retry import RetryPolicy
+
+try:
+    __version__ = version("signalwire-calls")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0+unknown"
+
+__all__ = [
+    "APIError",
+    "AuthenticationError",
+    "BulkLookupError",
+    "BulkResult",
+    "Call",
+    "CallDirection",
+    "CallResult",
+    "CallStatus",
+    "CallsClient",
+    "ConfigError",
+    "DecodeError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "RateLimitedError",
+    "RequestTimeoutError",
+    "RetryPolicy",
+    "ServerError",
+    "SignalWireError",
+    "SubresourceUris",
+    "TransportError",
+    "__version__",
+]

@@ -1,0 +1,197 @@
+"""The values this library returns: frozen, slotted attrs classes and string enums.
+
+Nothing here knows JSON key names, cattrs or HTTP: turning a response into a
+:class:`Call` (and back) is the private converter's job (``_converter.py``).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from datetime import datetime  # noqa: TC003 - attrs resolves field types at runtime
+from decimal import Decimal  # noqa: TC003
+from typing import Any
+
+import attrs
+
+__all__ = ["BulkResult", "Call", "CallDirection", "CallResult", "CallStatus", "SubresourceUris"]
+
+
+class CallStatus(enum.StrEnum):
+    """A call's status. Compares equal to its API string (``CallStatus.COMPLETED == "completed"``).
+
+    ``initiated`` is not in the published enum but is what the service reports for
+    a call that has just been created (API-NOTES §3). A value this enum does not know
+    is kept as a plain ``str`` on :attr:`Call.status`, never rejected.
+    """
+
+    QUEUED = "queued"
+    INITIATED = "initiated"
+    RINGING = "ringing"
+    IN_PROGRESS = "in-progress"
+    CANCELED = "canceled"
+    COMPLETED = "completed"
+    BUSY = "busy"
+    FAILED = "failed"
+    NO_ANSWER = "no-answer"
+
+
+class CallDirection(enum.StrEnum):
+    """Who placed the call. Compares equal to its API string.
+
+    The published spec lists only ``inbound`` and ``outbound``; the service sends
+    ``outbound-api`` (created through the REST API) and ``outbound-dial`` (a leg
+    created by ``<Dial>``), per API-NOTES §3. Unknown values are kept as ``str``.
+    """
+
+    INBOUND = "inbound"
+    OUTBOUND = "outbound"
+    OUTBOUND_API = "outbound-api"
+    OUTBOUND_DIAL = "outbound-dial"
+
+
+@attrs.frozen
+class SubresourceUris:
+    """Links to a call's sub-resources, as the API returns them (paths, no host)."""
+
+    recordings: str | None = None
+    notifications: str | None = None
+
+
+@attrs.frozen(repr=False)
+class Call:
+    """One call record of the Calls resource, typed and immutable.
+
+    Field names are the API's, except ``from`` which is ``from_``. Dates are aware
+    UTC datetimes. ``status`` and ``direction`` are enum members when the value is
+    known and the raw string otherwise. Fields that older responses lack (the audio
+    quality family, ``sip_result_code``) are ``None`` when absent.
+
+    Build one from a decoded JSON object with :meth:`from_dict`; :meth:`to_dict`
+    gives back exactly the keys and values that were received.
+    """
+
+    sid: str
+    account_sid: str
+    date_created: datetime
+    date_updated: datetime
+    to: str
+    from_: str
+    status: CallStatus | str
+    direction: CallDirection | str
+    duration: int
+    uri: str
+    api_version: str = "2010-04-01"
+    price_unit: str | None = "USD"
+    parent_call_sid: str | None = None
+    formatted_to: str | None = None
+    to_formatted: str | None = None
+    formatted_from: str | None = None
+    from_formatted: str | None = None
+    phone_number_sid: str | None = None
+    start_time: datetime | None = None
+    end_time: datetime | None = None
+    price: Decimal | None = None
+    answered_by: str | None = None
+    forwarded_from: str | None = None
+    caller_name: str | None = None
+    subresource_uris: SubresourceUris | None = None
+    annotation: str | None = None
+    group_sid: str | None = None
+    audio_in_mos: float | None = None
+    sip_result_code: str | None = None
+    audio_rtt_avg: float | None = None
+    audio_rtt_min: float | None = None
+    audio_rtt_max: float | None = None
+    audio_out_jitter_min: float | None = None
+    audio_out_jitter_max: float | None = None
+    audio_out_jitter_avg: float | None = None
+    audio_out_lost: float | None = None
+    #: Keys of the API response this record was built from, in wire order
+    #: (``None``: built in code, so every field counts as present).
+    _keys: tuple[str, ...] | None = attrs.field(default=None, eq=False, alias="_keys")
+    #: Values whose wire form the typed field cannot reproduce (a string MOS, a
+    #: date with a non-UTC offset), and keys this version does not know.
+    _raw: Mapping[str, Any] | None = attrs.field(default=None, eq=False, alias="_raw")
+
+    @property
+    def extra(self) -> Mapping[str, Any]:
+        """Keys the API sent that this version of the library does not model."""
+        from signalwire_calls._converter import extra_keys  # noqa: PLC0415 - avoids a cycle
+
+        return extra_keys(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Call:
+        """Build a call from a decoded JSON object of the API.
+
+        Raises:
+            DecodeError: The object is not a valid call; the message names the field.
+        """
+        from signalwire_calls._converter import structure_call  # noqa: PLC0415
+
+        return structure_call(data)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the call in the API's JSON shape, exactly as it was received.
+
+        The keys are those of the response (none added, none dropped, in wire
+        order), ``from`` is ``"from"``, dates are RFC 2822 strings and ``price``
+        is a number, so ``json.dumps(call.to_dict())`` equals what the API sent.
+        """
+        from signalwire_calls._converter import unstructure_call  # noqa: PLC0415
+
+        return unstructure_call(self)
+
+    def __repr__(self) -> str:
+        return (
+            f"Call(sid={self.sid!r}, status={str(self.status)!r}, "
+            f"direction={str(self.direction)!r}, from_={self.from_!r}, to={self.to!r}, "
+            f"date_created={self.date_created.isoformat()!r}, duration={self.duration!r}, "
+            f"price={self.price!r})"
+        )
+
+
+@attrs.frozen
+class CallResult:
+    """The outcome of one lookup in a bulk job: ``call`` or ``error``, never both.
+
+    ``error`` is a :class:`~signalwire_calls.NotFoundError` for a SID that does not
+    exist, a ``ValueError`` for a SID that is not a UUID (no request was sent), or
+    another :class:`~signalwire_calls.SignalWireError`.
+    """
+
+    sid: str
+    call: Call | None = None
+    error: Exception | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Whether the call was found."""
+        return self.call is not None
+
+
+@attrs.frozen
+class BulkResult:
+    """Everything a :meth:`~signalwire_calls.CallsClient.fetch_calls` job learned.
+
+    Every distinct SID it was given is in exactly one of ``found``, ``missing``
+    and ``failed``.
+    """
+
+    found: Mapping[str, Call]
+    missing: tuple[str, ...]
+    failed: Mapping[str, Exception]
+
+    def __len__(self) -> int:
+        return len(self.found) + len(self.missing) + len(self.failed)
+
+    def raise_for_failures(self) -> None:
+        """Raise :class:`~signalwire_calls.BulkLookupError` if any lookup failed.
+
+        SIDs that do not exist (``missing``) are results, not failures.
+        """
+        if self.failed:
+            from signalwire_calls._errors import BulkLookupError  # noqa: PLC0415
+
+            raise BulkLookupError(dict(self.failed))
