@@ -128,9 +128,9 @@ class Call:
         Raises:
             DecodeError: The object is not a valid call; the message names the field.
         """
-        from signalwire_calls._converter import structure_call  # noqa: PLC0415
+        from signalwire_calls._converter import converter  # noqa: PLC0415
 
-        return structure_call(data)
+        return converter.structure(data, cls)
 
     def to_dict(self) -> dict[str, Any]:
         """Return the call in the API's JSON shape, exactly as it was received.
@@ -139,9 +139,9 @@ class Call:
         order), ``from`` is ``"from"``, dates are RFC 2822 strings and ``price``
         is a number, so ``json.dumps(call.to_dict())`` equals what the API sent.
         """
-        from signalwire_calls._converter import unstructure_call  # noqa: PLC0415
+        from signalwire_calls._converter import converter  # noqa: PLC0415
 
-        return unstructure_call(self)
+        return converter.unstructure(self, Call)  # type: ignore[no-any-return]
 
     def __repr__(self) -> str:
         return (

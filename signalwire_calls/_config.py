@@ -1,0 +1,143 @@
+"""Client settings: validation of every option, and the only reader of ``os.environ``."""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+import os
+from collections.abc import Mapping
+from typing import Any, Final
+
+import attrs
+from yarl import URL
+
+from signalwire_calls._errors import ConfigError
+
+__all__ = ["DEFAULT_MAX_BODY_SIZE", "Settings", "env_options", "make_settings"]
+
+#: A Call is about 2 KiB and a page of 1,000 about 2 MiB; anything far larger
+#: is refused before it is read into memory.
+DEFAULT_MAX_BODY_SIZE: Final = 8 * 1024 * 1024
+API_PREFIX: Final = "/api/laml/2010-04-01"
+
+_ENV_NAMES: Final = {
+    "space_url": ("SIGNALWIRE_SPACE_URL", "SIGNALWIRE_SPACE"),
+    "project_id": ("SIGNALWIRE_PROJECT_ID", "SIGNALWIRE_PROJECT"),
+    "api_token": ("SIGNALWIRE_API_TOKEN", "SIGNALWIRE_TOKEN"),
+    "base_url": ("SIGNALWIRE_BASE_URL",),
+}
+
+
+@attrs.frozen(repr=False)
+class Settings:
+    """Validated connection settings. The token is kept only inside the auth header."""
+
+    project_id: str
+    base_url: URL
+    authorization: str = attrs.field(repr=False)
+
+    @property
+    def origin(self) -> URL:
+        """Scheme, host and port: what returned ``*_uri`` paths are resolved against."""
+        return self.base_url.origin()
+
+    def __repr__(self) -> str:
+        return f"Settings(project_id={self.project_id!r}, base_url={str(self.base_url)!r})"
+
+
+def env_options(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Return the client options that are set in the environment.
+
+    ``SIGNALWIRE_SPACE_URL`` (or ``SIGNALWIRE_SPACE``), ``SIGNALWIRE_PROJECT_ID``
+    (or ``SIGNALWIRE_PROJECT``), ``SIGNALWIRE_API_TOKEN`` (or ``SIGNALWIRE_TOKEN``)
+    and ``SIGNALWIRE_BASE_URL``; empty variables count as unset.
+    """
+    env = os.environ if environ is None else environ
+    found: dict[str, str] = {}
+    for option, names in _ENV_NAMES.items():
+        for name in names:
+            value = env.get(name, "").strip()
+            if value:
+                found[option] = value
+                break
+    return found
+
+
+def _is_loopback(host: str | None) -> bool:
+    if not host:
+        return False
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _base_from_space(space_url: str) -> str:
+    space = space_url.strip().rstrip("/")
+    if "://" not in space:
+        if "." not in space and ":" not in space:  # a bare space name: "example"
+            space = f"{space}.signalwire.com"
+        space = f"https://{space}"
+    url = URL(space)
+    path = url.path.rstrip("/")
+    return str(url.with_path(path if path.endswith("2010-04-01") else path + API_PREFIX))
+
+
+def _check_base_url(text: str, allow_insecure_http: bool) -> URL:
+    try:
+        url = URL(text.strip())
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"base_url {text!r} is not a URL: {err}") from None
+    if url.scheme not in ("https", "http") or not url.host:
+        raise ConfigError(
+            f"base_url must be an absolute https:// URL such as "
+            f"'https://example.signalwire.com{API_PREFIX}', got {text!r}"
+        )
+    if url.user or url.password:
+        raise ConfigError(
+            "base_url must not contain credentials; pass project_id and api_token instead"
+        )
+    if url.query_string or url.fragment:
+        raise ConfigError(f"base_url must not have a query or fragment, got {text!r}")
+    if url.scheme == "http" and not (allow_insecure_http or _is_loopback(url.host)):
+        raise ConfigError(
+            f"Refusing plain http:// to {url.host}: the API token would travel unencrypted. "
+            "Use https://, or pass allow_insecure_http=True for a trusted proxy."
+        )
+    return url.with_path(url.path.rstrip("/") or "/")
+
+
+def _credential(name: str, value: object, env_name: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"{name} is empty: pass {name}=... or set {env_name}")
+    text = value.strip()
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in text):  # noqa: PLR2004
+        raise ConfigError(f"{name} contains control characters")
+    return text
+
+
+def make_settings(
+    *,
+    project_id: Any,
+    api_token: Any,
+    space_url: str | None,
+    base_url: str | None,
+    allow_insecure_http: bool = False,
+) -> Settings:
+    """Validate the connection options; raise :class:`ConfigError` naming the bad one."""
+    project = _credential("project_id", project_id, "SIGNALWIRE_PROJECT_ID")
+    token = _credential("api_token", api_token, "SIGNALWIRE_API_TOKEN")
+    if ":" in project:
+        raise ConfigError("project_id must not contain ':' (it is the Basic auth user name)")
+    if base_url is None:
+        if not space_url or not space_url.strip():
+            raise ConfigError(
+                "No space given: pass space_url='example.signalwire.com' (or base_url=...), "
+                "or set SIGNALWIRE_SPACE_URL"
+            )
+        base_url = _base_from_space(space_url)
+    url = _check_base_url(base_url, allow_insecure_http)
+    secret = base64.b64encode(f"{project}:{token}".encode()).decode("ascii")
+    return Settings(project_id=project, base_url=url, authorization=f"Basic {secret}")

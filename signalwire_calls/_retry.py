@@ -1,0 +1,238 @@
+"""Retries as an aiohttp client middleware, with the pure pieces it is built from.
+
+The middleware owns everything that happens per *attempt*: the optional rate
+cap, the per-attempt timeout, reading (and size-capping) the body, and deciding
+whether to try again. aiohttp's own ``ClientTimeout.total`` would span the whole
+middleware loop, so the client sets none and the bound lives here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import email.utils
+import logging
+import math
+import random
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC
+from typing import TYPE_CHECKING, Protocol
+
+import aiohttp
+import attrs
+
+from signalwire_calls._errors import ConfigError, DecodeError
+
+if TYPE_CHECKING:
+    from aiohttp.client_middlewares import ClientHandlerType
+
+__all__ = ["RetryMiddleware", "RetryPolicy", "parse_retry_after", "throttle_listener"]
+
+log = logging.getLogger("signalwire_calls")
+
+#: Statuses worth another attempt (API-NOTES §5.2-5.3; the same set as
+#: SignalWire's own 2026 SDK plus 408).
+RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+
+#: Set by a bulk job so that every 429 seen by its requests, even one that is
+#: then retried successfully, shrinks the job's concurrency.
+throttle_listener: contextvars.ContextVar[Callable[[], None] | None] = contextvars.ContextVar(
+    "signalwire_calls_throttle_listener", default=None
+)
+
+
+def _check_non_negative(_: object, attribute: attrs.Attribute[float], value: float) -> None:
+    if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
+        raise ConfigError(f"RetryPolicy.{attribute.name} must be a number >= 0, got {value!r}")
+
+
+def _check_attempts(_: object, attribute: attrs.Attribute[int], value: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ConfigError(f"RetryPolicy.{attribute.name} must be an integer >= 1, got {value!r}")
+
+
+@attrs.frozen(kw_only=True)
+class RetryPolicy:
+    """How failed attempts are retried.
+
+    The wait before attempt ``n + 1`` (``n`` starting at 1) is::
+
+        min(wait_max, wait_initial * wait_exp_base ** (n - 1)) + uniform(0, wait_jitter)
+
+    unless the server sent ``Retry-After``, whose value (seconds or an HTTP date)
+    is then waited instead. A ``Retry-After`` longer than ``max_retry_after`` is
+    not waited at all: the request fails at once with the server's error, whose
+    ``retry_after`` says how long the server asked for.
+
+    Only idempotent ``GET`` requests are retried, and only after a connection
+    error, a timeout, a body that broke off, or a status of 408, 429, 500, 502,
+    503 or 504.
+
+    Attributes:
+        attempts: Attempts in total, including the first (1 disables retries).
+        wait_initial: The first backoff, in seconds.
+        wait_max: The cap on the exponential part of a backoff, in seconds.
+        wait_jitter: The most random seconds added to each backoff.
+        wait_exp_base: The growth factor of the backoff.
+        max_retry_after: The longest ``Retry-After`` that is honoured, in seconds.
+    """
+
+    attempts: int = attrs.field(default=5, validator=_check_attempts)
+    wait_initial: float = attrs.field(default=0.1, validator=_check_non_negative)
+    wait_max: float = attrs.field(default=10.0, validator=_check_non_negative)
+    wait_jitter: float = attrs.field(default=1.0, validator=_check_non_negative)
+    wait_exp_base: float = attrs.field(default=2.0, validator=_check_non_negative)
+    max_retry_after: float = attrs.field(default=60.0, validator=_check_non_negative)
+
+    @classmethod
+    def no_retries(cls) -> RetryPolicy:
+        """Return a policy that makes exactly one attempt."""
+        return cls(attempts=1)
+
+    def backoff(self, attempt: int, rng: random.Random | None = None) -> float:
+        """Return the wait in seconds after failed attempt number ``attempt`` (from 1)."""
+        try:
+            exp = self.wait_initial * self.wait_exp_base ** (attempt - 1)
+        except OverflowError:
+            exp = self.wait_max
+        jitter = (rng or random).uniform(0, self.wait_jitter) if self.wait_jitter else 0.0
+        return min(self.wait_max, exp) + jitter
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Return the wait a ``Retry-After`` header asks for, in seconds, or ``None``.
+
+    Both forms of RFC 9110 are understood: delay-seconds (``"120"``, leniently
+    ``"1.5"``) and an HTTP date. Never raises and never returns a negative wait:
+    a date in the past means "now" (0.0); garbage means no hint (``None``).
+    """
+    if not value:
+        return None
+    text = value.strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        pass
+    else:
+        return max(0.0, seconds) if math.isfinite(seconds) else None
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    current = time.time() if now is None else now
+    try:
+        return max(0.0, when.timestamp() - current)
+    except (OverflowError, ValueError, OSError):  # pragma: no cover - absurd years
+        return None
+
+
+class _Limiter(Protocol):
+    async def acquire(self, amount: float = 1) -> None: ...
+
+
+_RETRYABLE_ERRORS = (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, TimeoutError)
+
+
+@attrs.define(eq=False)
+class RetryMiddleware:
+    """The aiohttp client middleware that runs each attempt and retries what is worth it.
+
+    It returns the last response with its body already read (so a body that
+    breaks off is retried like a reset), or raises the last connection error or
+    ``TimeoutError`` when every attempt failed that way.
+    """
+
+    policy: RetryPolicy
+    timeout: float | None
+    max_body_size: int
+    sleep: Callable[[float], Awaitable[object]] = asyncio.sleep
+    limiter: _Limiter | None = None
+    rng: random.Random = attrs.field(factory=random.Random)
+    #: Counters, for tests and the chaos report.
+    retries: int = 0
+    attempts_made: int = 0
+
+    async def __call__(
+        self, request: aiohttp.ClientRequest, handler: ClientHandlerType
+    ) -> aiohttp.ClientResponse:
+        policy = self.policy
+        retryable = request.method in ("GET", "HEAD")
+        attempts = policy.attempts if retryable else 1
+        attempt = 0
+        while True:
+            attempt += 1
+            self.attempts_made += 1
+            try:
+                response = await self._attempt(request, handler)
+            except _RETRYABLE_ERRORS as err:
+                if attempt >= attempts:
+                    raise
+                wait = policy.backoff(attempt, self.rng)
+                reason = "timed out" if isinstance(err, TimeoutError) else repr(err)
+            else:
+                status = response.status
+                if status not in RETRY_STATUSES or not retryable:
+                    return response
+                if status == 429:  # noqa: PLR2004
+                    listener = throttle_listener.get()
+                    if listener is not None:
+                        listener()
+                hint = parse_retry_after(response.headers.get("Retry-After"))
+                if attempt >= attempts or (hint is not None and hint > policy.max_retry_after):
+                    return response  # the caller maps it; a too-long hint is not slept on
+                wait = hint if hint is not None else policy.backoff(attempt, self.rng)
+                reason = f"HTTP {status}"
+            self.retries += 1
+            log.debug(
+                "Retrying %s %s in %.2fs (attempt %d of %d failed: %s)",
+                request.method,
+                request.url.with_query(None),
+                wait,
+                attempt,
+                attempts,
+                reason,
+            )
+            await self.sleep(wait)
+
+    async def _attempt(
+        self, request: aiohttp.ClientRequest, handler: ClientHandlerType
+    ) -> aiohttp.ClientResponse:
+        if self.limiter is not None:
+            await self.limiter.acquire()
+        async with asyncio.timeout(self.timeout):
+            response = await handler(request)
+            try:
+                await self._read_capped(response)
+            except BaseException:
+                response.close()
+                raise
+        return response
+
+    async def _read_capped(self, response: aiohttp.ClientResponse) -> None:
+        """Read the body inside the attempt, refusing more than ``max_body_size`` bytes."""
+        cap = self.max_body_size
+        length = response.content_length
+        if length is not None and length > cap:
+            raise DecodeError(
+                f"Refusing a response body of {length} bytes from {response.url.with_query(None)}"
+                f" (the limit is {cap} bytes)"
+            )
+        if length is not None:
+            await response.read()
+            return
+        chunks: list[bytes] = []
+        size = 0
+        while chunk := await response.content.read(65536):
+            size += len(chunk)
+            if size > cap:
+                raise DecodeError(
+                    f"Refusing a response body of more than {cap} bytes from "
+                    f"{response.url.with_query(None)}"
+                )
+            chunks.append(chunk)
+        # aiohttp's read() returns _body once it is set; this keeps the capped read
+        # and the cached body in one place without a second buffer.
+        response._body = b"".join(chunks)  # noqa: SLF001
