@@ -22,7 +22,12 @@ from signalwire_calls._errors import (
     TransportError,
     error_from_response,
 )
-from signalwire_calls._retry import RetryMiddleware, RetryPolicy, parse_retry_after
+from signalwire_calls._retry import (
+    AttemptsExhaustedError,
+    RetryMiddleware,
+    RetryPolicy,
+    parse_retry_after,
+)
 from signalwire_calls._session import build_session, user_agent
 
 if TYPE_CHECKING:
@@ -260,17 +265,22 @@ class CallsClient:
                 status = response.status
                 headers = response.headers
                 content_type = response.content_type
-        except TimeoutError as err:
-            raise RequestTimeoutError(
-                f"GET {shown}{what} timed out after {self._timeout}s "
-                f"({self._retry.attempts} attempt(s))",
-                url=shown,
-            ) from err
-        except aiohttp.ClientError as err:
+        except AttemptsExhaustedError as exhausted:
+            err = exhausted.__cause__
+            if isinstance(err, TimeoutError):
+                raise RequestTimeoutError(
+                    f"GET {shown}{what} timed out after {self._timeout}s "
+                    f"({exhausted.attempts} attempt(s))",
+                    url=shown,
+                ) from err
             raise TransportError(
-                f"GET {shown}{what} failed after {self._retry.attempts} attempt(s): "
+                f"GET {shown}{what} failed after {exhausted.attempts} attempt(s): "
                 f"{type(err).__name__}: {err}",
                 url=shown,
+            ) from err
+        except aiohttp.ClientError as err:  # not retryable: an invalid URL, a bad TLS setup
+            raise TransportError(
+                f"GET {shown}{what} failed: {type(err).__name__}: {err}", url=shown
             ) from err
         if status >= 300:  # noqa: PLR2004 - redirects are never followed: an error too
             raise error_from_response(
@@ -329,4 +339,3 @@ def _make_limiter(rate_limit: float | None) -> Any:
     # One request per 1/N seconds: a bucket of one never bursts, so no one-second
     # window holds more than N requests.
     return AsyncLimiter(1, 1 / rate_limit)
-

@@ -17,7 +17,7 @@ from __future__ import annotations
 import email.utils
 import math
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final
@@ -152,7 +152,7 @@ def _int(value: Any, _: object = None) -> int:
     kind = type(value)
     if kind is int:
         return int(value)
-    if kind is float and value.is_integer():  # type: ignore[union-attr]
+    if kind is float and value.is_integer():
         return int(value)
     if kind is str and value.strip().lstrip("-").isdigit():  # Twilio sends "22"
         return int(value)
@@ -172,7 +172,7 @@ def _number(value: Any) -> float:
         raise TypeError(f"expected a number, got {_describe(value)}")
     if not math.isfinite(result):
         raise ValueError(f"expected a finite number, got {_describe(value)}")
-    return value if kind is int else result  # type: ignore[no-any-return]
+    return value if kind is int else result
 
 
 def _opt_number(value: Any, _: object = None) -> float | None:
@@ -249,20 +249,23 @@ for _type, _hook in (
 ):
     converter.register_structure_hook(_type, _hook)
 
-_OVERRIDES: Final = {
-    "from_": override(rename="from"),
-    "sip_result_code": override(struct_hook=_opt_code),
-    "account_sid": override(struct_hook=_intern),
-    "api_version": override(struct_hook=_intern),
-    "_keys": override(omit=True),
-    "_raw": override(omit=True),
-}
-_structure_fast: Final = make_dict_structure_fn(
-    Call, converter, _cattrs_detailed_validation=False, **_OVERRIDES
-)
-_structure_detailed: Final = make_dict_structure_fn(
-    Call, converter, _cattrs_detailed_validation=True, **_OVERRIDES
-)
+
+def _make_call_structurer(*, detailed: bool) -> Callable[[Mapping[str, Any], Any], Call]:
+    return make_dict_structure_fn(
+        Call,
+        converter,
+        _cattrs_detailed_validation=detailed,
+        from_=override(rename="from"),
+        sip_result_code=override(struct_hook=_opt_code),
+        account_sid=override(struct_hook=_intern),
+        api_version=override(struct_hook=_intern),
+        _keys=override(omit=True),
+        _raw=override(omit=True),
+    )
+
+
+_structure_fast: Final = _make_call_structurer(detailed=False)
+_structure_detailed: Final = _make_call_structurer(detailed=True)
 
 #: Wire order of the keys in real responses (API-NOTES §2.1), for calls built in code.
 WIRE_ORDER: Final = (
@@ -308,7 +311,10 @@ def _inexact(data: Mapping[str, Any], call: Call) -> dict[str, Any] | None:
             raw[key] = value
     checks = (
         ("duration", type(data.get("duration")) is not int),
-        ("price", "price" in data and data["price"] is not None and type(data["price"]) is not float),
+        (
+            "price",
+            "price" in data and data["price"] is not None and type(data["price"]) is not float,
+        ),
         ("audio_in_mos", _mos_inexact(data.get("audio_in_mos"), call.audio_in_mos)),
         ("sip_result_code", type(data.get("sip_result_code", "")) is int),
         ("subresource_uris", _subresources_inexact(data.get("subresource_uris"))),
@@ -391,7 +397,7 @@ def structure_call(data: Any) -> Call:
     return call
 
 
-def _render(call: Call, key: str) -> Any:
+def _render(call: Call, key: str) -> Any:  # noqa: PLR0911 - one return per wire form
     value = getattr(call, _ATTR[key])
     if value is None:
         return None

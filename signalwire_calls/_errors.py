@@ -4,9 +4,9 @@
 
     SignalWireError
     ├── ConfigError (also ValueError)      bad settings, caught before any I/O
-    ├── TransportError                     no usable response after retries; __cause__ is the aiohttp error
+    ├── TransportError                     no usable response after retries (see __cause__)
     │   └── RequestTimeoutError            an attempt took longer than the client's timeout
-    ├── APIError                           a non-2xx answer: status, code, message, more_info, method, url
+    ├── APIError                           a non-2xx answer: status, code, message, more_info
     │   ├── AuthenticationError            401
     │   ├── PermissionDeniedError          403
     │   ├── NotFoundError                  404
@@ -132,7 +132,7 @@ class APIError(SignalWireError):
         return (_rebuild, (type(self), self.status, self.__dict__.copy()))
 
 
-def _rebuild(cls: type[APIError], status: int, state: dict[str, Any]) -> APIError:
+def _rebuild(cls: type[APIError], _status: int, state: dict[str, Any]) -> APIError:
     err = cls.__new__(cls)
     Exception.__init__(err, "")
     err.__dict__.update(state)

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from datetime import datetime  # noqa: TC003 - attrs resolves field types at runtime
-from decimal import Decimal  # noqa: TC003
+from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 import attrs

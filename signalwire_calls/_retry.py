@@ -27,7 +27,13 @@ from signalwire_calls._errors import ConfigError, DecodeError
 if TYPE_CHECKING:
     from aiohttp.client_middlewares import ClientHandlerType
 
-__all__ = ["RetryMiddleware", "RetryPolicy", "parse_retry_after", "throttle_listener"]
+__all__ = [
+    "AttemptsExhaustedError",
+    "RetryMiddleware",
+    "RetryPolicy",
+    "parse_retry_after",
+    "throttle_listener",
+]
 
 log = logging.getLogger("signalwire_calls")
 
@@ -136,13 +142,27 @@ class _Limiter(Protocol):
 _RETRYABLE_ERRORS = (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, TimeoutError)
 
 
+class AttemptsExhaustedError(Exception):
+    """Every attempt failed without a response; ``__cause__`` is the last error.
+
+    Deliberately not an aiohttp error: aiohttp re-runs the whole middleware chain
+    once after a ``ServerDisconnectedError`` on a reused connection, which would
+    silently double the policy's attempts.
+    """
+
+    def __init__(self, attempts: int) -> None:
+        super().__init__(f"{attempts} attempt(s)")
+        self.attempts = attempts
+
+
 @attrs.define(eq=False)
 class RetryMiddleware:
     """The aiohttp client middleware that runs each attempt and retries what is worth it.
 
     It returns the last response with its body already read (so a body that
-    breaks off is retried like a reset), or raises the last connection error or
-    ``TimeoutError`` when every attempt failed that way.
+    breaks off is retried like a reset), or raises :class:`AttemptsExhaustedError`
+    (caused by the last connection error or ``TimeoutError``) when every attempt
+    failed that way.
     """
 
     policy: RetryPolicy
@@ -169,7 +189,7 @@ class RetryMiddleware:
                 response = await self._attempt(request, handler)
             except _RETRYABLE_ERRORS as err:
                 if attempt >= attempts:
-                    raise
+                    raise AttemptsExhaustedError(attempt) from err
                 wait = policy.backoff(attempt, self.rng)
                 reason = "timed out" if isinstance(err, TimeoutError) else repr(err)
             else:

@@ -31,7 +31,8 @@ class Reply:
     status: int = 200
     body: bytes | str | dict[str, Any] | list[Any] = b""
     headers: dict[str, str] = attrs.field(factory=dict)
-    #: "reset" aborts the connection, "truncate" sends half the body, "hang" never answers.
+    #: "reset" aborts the connection, "truncate" sends half the body, "hang" never
+    #: answers, "chunked" sends the body with chunked encoding (no Content-Length).
     kind: str = "normal"
     content_type: str = "application/json; charset=utf-8"
 
@@ -47,6 +48,8 @@ class ScriptedServer:
     script: list[Reply] = attrs.field(factory=list)
     default: Callable[[web.Request], Reply] | None = None
     hits: list[web.Request] = attrs.field(factory=list)
+    #: The client address (host, port) of each request: one per TCP connection.
+    peers: list[tuple[str, int]] = attrs.field(factory=list)
     in_flight: int = 0
     max_in_flight: int = 0
     hang: asyncio.Event = attrs.field(factory=asyncio.Event)
@@ -62,6 +65,9 @@ class ScriptedServer:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         self.hits.append(request)
+        self.peers.append(
+            request.transport.get_extra_info("peername") if request.transport else None
+        )
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
@@ -95,6 +101,15 @@ class ScriptedServer:
             await response.write(body[: len(body) // 2])
             assert request.transport is not None
             request.transport.abort()
+            return response
+        if reply.kind == "chunked":
+            response = web.StreamResponse(status=reply.status, headers=reply.headers)
+            response.content_type = reply.content_type.split(";")[0]
+            response.enable_chunked_encoding()
+            await response.prepare(request)
+            for start in range(0, len(body), 1024):
+                await response.write(body[start : start + 1024])
+            await response.write_eof()
             return response
         headers = {"Content-Type": reply.content_type, **reply.headers}
         return web.Response(status=reply.status, body=body, headers=headers)

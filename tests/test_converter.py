@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
-
 import signalwire_calls as swc
 from signalwire_calls._converter import format_date, parse_date
 
@@ -64,7 +63,7 @@ def test_unknown_enum_values_kept_verbatim():
     """A status or direction SignalWire adds later structures and is kept as a string."""
     data = dict(sample("call_real_2024.json"), status="transferring", direction="outbound-sip")
     call = swc.Call.from_dict(data)
-    assert ("transferring", "outbound-sip") == (call.status, call.direction)
+    assert (call.status, call.direction) == ("transferring", "outbound-sip")
     assert type(call.status) is str
     assert call.to_dict()["status"] == "transferring"
 
@@ -74,7 +73,7 @@ def test_initiated_status_and_null_times():
     data = dict(sample("call_real_2024.json"), status="initiated", start_time=None, end_time=None)
     call = swc.Call.from_dict(data)
     assert call.status is swc.CallStatus.INITIATED
-    assert (None, None) == (call.start_time, call.end_time)
+    assert (call.start_time, call.end_time) == (None, None)
 
 
 def test_missing_newer_fields_stay_absent():
@@ -82,7 +81,7 @@ def test_missing_newer_fields_stay_absent():
     data = sample("call_real_2024.json")
     del data["audio_in_mos"], data["sip_result_code"]
     call = swc.Call.from_dict(data)
-    assert (None, None) == (call.audio_in_mos, call.sip_result_code)
+    assert (call.audio_in_mos, call.sip_result_code) == (None, None)
     out = call.to_dict()
     assert "audio_in_mos" not in out
     assert data == out
@@ -92,7 +91,7 @@ def test_unknown_keys_kept():
     """Keys this version does not model are kept, exposed as .extra and exported."""
     data = dict(sample("call_real_2024.json"), queue_time="0", trunk_sid=None, new={"a": 1})
     call = swc.Call.from_dict(data)
-    assert {"queue_time": "0", "trunk_sid": None, "new": {"a": 1}} == dict(call.extra)
+    assert dict(call.extra) == {"queue_time": "0", "trunk_sid": None, "new": {"a": 1}}
     assert data == call.to_dict()
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pickle
 
 import pytest
-
 import signalwire_calls as swc
 from signalwire_calls._errors import error_from_response
 
@@ -45,7 +44,7 @@ def test_status_maps_to_class(status, cls):
 def test_compat_body_fields():
     """The standard compat body gives code, message and more_info."""
     err = error_from_response(404, COMPAT, url="https://x/Calls/1")
-    assert (20404, "The requested resource was not found") == (err.code, err.message)
+    assert (err.code, err.message) == (20404, "The requested resource was not found")
     assert err.more_info == "https://signalwire.com/docs/compatibility-api/rest/error-codes"
     assert "20404" in str(err)
     assert "GET https://x/Calls/1" in str(err)
@@ -55,7 +54,7 @@ def test_errors_array_with_string_code():
     """The errors-array shape (string code) is read, and the code becomes an int."""
     body = b'{"errors": [{"code": "30010", "message": "Max price", "more_info": "https://d"}]}'
     err = error_from_response(400, body)
-    assert (30010, "Max price", "https://d") == (err.code, err.message, err.more_info)
+    assert (err.code, err.message, err.more_info) == (30010, "Max price", "https://d")
 
 
 def test_errors_string_array():
