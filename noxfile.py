@@ -34,3 +34,33 @@ def typecheck(session: nox.Session) -> None:
     """Type-check the package with ``mypy --strict``."""
     session.install("-e", ".[test]", "mypy")
     session.run("mypy")
+
+
+@nox.session(python=None)
+def docs(session: nox.Session) -> None:
+    """Build the documentation with warnings as errors (nitpicky)."""
+    session.install("-e", ".[docs]")
+    session.run(
+        "sphinx-build", "-W", "--keep-going", "-n", "-b", "html", "docs", "docs/_build/html"
+    )
+
+
+@nox.session(python=None)
+def bench(session: nox.Session) -> None:
+    """Run the side-by-side benchmarks (not part of the test run); writes docs/bench/."""
+    session.install("-e", ".[bench]")
+    session.run("python", "bench/run.py", *session.posargs)
+
+
+@nox.session(python=None)
+def chaos(session: nox.Session) -> None:
+    """Soak the client against a hostile emulator and print the figures."""
+    session.install("-e", ".[test]")
+    session.run("python", "bench/chaos.py", *session.posargs)
+
+
+@nox.session(python=None)
+def audit(session: nox.Session) -> None:
+    """Audit the runtime dependency set for known vulnerabilities."""
+    session.install("pip-audit", "-e", ".")
+    session.run("pip-audit", "--skip-editable", "--progress-spinner", "off")
