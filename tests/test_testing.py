@@ -481,3 +481,30 @@ def test_command_line_serves_until_stopped(tmp_path):
         process.terminate()
         process.wait(timeout=10)
         process.stdout.close()
+
+
+# -- with the library's own client ------------------------------------------------------
+
+NO_WAIT = {"attempts": 3, "wait_initial": 0, "wait_max": 0, "wait_jitter": 0}
+
+
+async def test_fake_client_reads_calls_as_served(fake):
+    """fake.client() is a CallsClient on the emulator; its calls round-trip to the wire dict."""
+    sid = fake.call_sids[3]
+    async with fake.client() as client:
+        call = await client.get_call(sid)
+    assert fake.calls[sid] == call.to_dict()
+
+
+async def test_fake_client_retries_scripted_faults(fake):
+    """The client rides out two scripted 503s; the emulator saw three attempts."""
+    from signalwire_calls import NotFoundError, RetryPolicy  # noqa: PLC0415
+
+    sid = fake.call_sids[0]
+    fake.fail(sid, status=503, times=2)
+    async with fake.client(retry=RetryPolicy(**NO_WAIT)) as client:
+        call = await client.get_call(sid)
+        with pytest.raises(NotFoundError):
+            await client.get_call(str(uuid.UUID(int=3, version=4)))
+    assert sid == call.sid
+    assert fake.attempts(sid) == 3
