@@ -13,7 +13,7 @@ from email.utils import parsedate_to_datetime
 
 import aiohttp
 import pytest
-from signalwire_calls import _pytest_plugin
+from signalwire_calls import NotFoundError, RetryPolicy, _pytest_plugin
 from signalwire_calls._fake_data import KEY_ORDER
 from signalwire_calls.testing import FakeSignalWire, FaultProfile
 
@@ -498,8 +498,6 @@ async def test_fake_client_reads_calls_as_served(fake):
 
 async def test_fake_client_retries_scripted_faults(fake):
     """The client rides out two scripted 503s; the emulator saw three attempts."""
-    from signalwire_calls import NotFoundError, RetryPolicy  # noqa: PLC0415
-
     sid = fake.call_sids[0]
     fake.fail(sid, status=503, times=2)
     async with fake.client(retry=RetryPolicy(**NO_WAIT)) as client:
