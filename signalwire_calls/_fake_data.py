@@ -18,7 +18,7 @@ import math
 import random
 import uuid
 from datetime import UTC, date, datetime, timedelta
-from email.utils import format_datetime, parsedate_to_datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 __all__ = [
@@ -61,13 +61,20 @@ _OUTBOUND_API: _CUMULATIVE = (("completed", 0.45), ("failed", 0.74), ("no-answer
                               ("busy", 0.89), ("canceled", 0.93), ("initiated", 1.0))  # fmt: skip
 _DIAL_LEG: _CUMULATIVE = (("completed", 0.6), ("no-answer", 0.88), ("busy", 0.94),
                           ("canceled", 1.0))  # fmt: skip
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 #: Keys :meth:`CallFactory.make` derives from ``to``/``from`` when they are overridden.
 _DERIVED = {"to": ("formatted_to", "to_formatted"), "from": ("formatted_from", "from_formatted")}
 
 
 def rfc2822(when: datetime) -> str:
     """Format an aware datetime as the service does: ``Mon, 12 Oct 2026 14:03:11 +0000``."""
-    return format_datetime(when.astimezone(UTC).replace(microsecond=0))
+    # Hand-built: email.utils.format_datetime dominated the time to generate 50,000 calls.
+    t = when.astimezone(UTC)
+    return (
+        f"{_DAYS[t.weekday()]}, {t.day:02d} {_MONTHS[t.month - 1]} {t.year:04d} "
+        f"{t.hour:02d}:{t.minute:02d}:{t.second:02d} +0000"
+    )
 
 
 def format_number(number: str) -> str:
