@@ -1,0 +1,92 @@
+"""Sphinx configuration: MyST pages, furo, API reference from Google-style docstrings.
+
+The build is nitpicky and warnings are errors (``nox -s docs``). It must pass
+offline: the intersphinx inventories are configured, but when they cannot be
+fetched the external names they would resolve are listed in ``nitpick_ignore``.
+"""
+
+from __future__ import annotations
+
+import os
+from importlib.metadata import PackageNotFoundError, version
+
+project = "signalwire-calls"
+author = "signalwire-calls contributors"
+copyright = "2026, signalwire-calls contributors"
+try:
+    release = version("signalwire-calls")
+except PackageNotFoundError:  # pragma: no cover - building from an uninstalled tree
+    release = "0+unknown"
+version = ".".join(release.split(".")[:2])
+
+extensions = [
+    "myst_parser",
+    "sphinx.ext.autodoc",
+    "sphinx.ext.napoleon",
+    "sphinx.ext.intersphinx",
+]
+
+source_suffix = {".md": "markdown"}
+root_doc = "index"
+exclude_patterns = ["_build", "bench/*.json", "bench/*.csv", "README*"]
+
+myst_enable_extensions = ["colon_fence", "deflist", "fieldlist"]
+myst_heading_anchors = 3
+
+html_theme = "furo"
+html_title = f"signalwire-calls {release}"
+html_static_path: list[str] = []
+
+# -- API reference ------------------------------------------------------------
+
+autodoc_member_order = "bysource"
+autodoc_typehints = "description"
+autodoc_typehints_format = "short"
+autodoc_preserve_defaults = True
+autodoc_default_options = {"members": True, "show-inheritance": True}
+napoleon_google_docstring = True
+napoleon_numpy_docstring = False
+napoleon_use_rtype = False
+napoleon_attr_annotations = True
+
+# -- Cross-references -----------------------------------------------------------
+
+# The inventories cannot be fetched in an offline build (only PyPI is reachable
+# where this project is built). Set SPHINX_INTERSPHINX=1 to use them; otherwise
+# the mapping is empty and the external names below are accepted unresolved.
+if os.environ.get("SPHINX_INTERSPHINX") == "1":
+    intersphinx_mapping = {
+        "python": ("https://docs.python.org/3", None),
+        "aiohttp": ("https://docs.aiohttp.org/en/stable", None),
+        "attrs": ("https://www.attrs.org/en/stable", None),
+    }
+else:
+    intersphinx_mapping = {}
+intersphinx_timeout = 5
+
+nitpicky = True
+# Names from the standard library and dependencies: resolved by intersphinx when it
+# is on, accepted as plain text when it is off.
+_MODULES = (
+    "aiohttp|yarl|multidict|attrs|cattrs|ssl|datetime|decimal|asyncio|collections|typing|"
+    "types|enum|random|contextvars|email|json|os|pathlib|io"
+)
+_CLASSES = (
+    "Decimal|datetime|Path|Mapping|Sequence|Iterable|AsyncIterable|AsyncIterator|"
+    "AsyncGenerator|Awaitable|Callable|Coroutine|Any|Self|TracebackType|SSLContext|"
+    "ClientSession|ClientRequest|ClientResponse|URL|Random|Event|Server|BaseRequest|"
+    "StreamResponse|Response|RequestHandler|Attribute|ContextVar|ClientHandlerType|"
+    "NamedTuple|Generic|StrEnum|TypeVar|Counter"
+)
+_BUILTINS = (
+    "str|int|float|bool|bytes|None|object|list|dict|tuple|set|frozenset|type|Exception|"
+    "BaseException|ValueError|TypeError|TimeoutError|KeyboardInterrupt|ResourceWarning|"
+    "OSError|RuntimeError|NotImplemented|Ellipsis"
+)
+nitpick_ignore_regex = [
+    (r"py:.*", rf"({_MODULES})(\..*)?"),
+    (r"py:class", rf"({_CLASSES})"),
+    (r"py:(class|exc|obj|data|func|meth)", rf"({_BUILTINS})"),
+    # Type variables and private helpers that appear in signatures.
+    (r"py:(class|obj)", r"(K|V|T|signalwire_calls\._.*|_.*)"),
+]
