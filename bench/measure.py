@@ -1,0 +1,184 @@
+"""The contenders, each written the fastest honest way, and the measuring loops.
+
+Every runner takes the server URL, the SIDs to look up and a concurrency, builds
+its client inside the running loop, warms the connection pool up (untimed), then
+times the lookups and returns the elapsed seconds. (a) and (c) use a bounded pool
+of ``concurrency`` workers pulling from one iterator, not a task per SID.
+"""
+
+# ruff: noqa: PLC0415 - the contenders and plotting are optional extras, imported when used
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Any
+
+import aiohttp
+import signalwire_calls as swc
+from data import ACCOUNT, PROJECT_TOKEN
+
+API_ROOT = "/api/laml/2010-04-01"
+
+
+def _basic_auth() -> str:
+    encode = getattr(aiohttp, "encode_basic_auth", None)  # aiohttp >= 3.14
+    if encode is not None:
+        return str(encode(ACCOUNT, PROJECT_TOKEN))
+    return aiohttp.BasicAuth(ACCOUNT, PROJECT_TOKEN).encode()
+
+
+async def _pool(sids: Iterable[str], concurrency: int, one: Callable[[str], Awaitable[Any]]) -> int:
+    """Run ``one(sid)`` for every SID with ``concurrency`` workers; return how many ran."""
+    it = iter(sids)
+    done = 0
+
+    async def worker() -> None:
+        nonlocal done
+        for sid in it:
+            await one(sid)
+            done += 1
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return done
+
+
+def _warm(sids: Sequence[str], concurrency: int) -> Sequence[str]:
+    return sids[: max(2 * concurrency, 200)]
+
+
+# ------------------------------------------------------------------ (a) raw aiohttp
+
+
+async def raw_aiohttp(url: str, sids: Sequence[str], concurrency: int) -> float:
+    """(a) The ceiling: one session, GET + read, nothing parsed."""
+    base = f"{url}{API_ROOT}/Accounts/{ACCOUNT}/Calls/"
+    auth = _basic_auth()
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(
+        connector=connector, headers={"Authorization": auth, "Accept": "application/json"}
+    ) as session:
+
+        async def one(sid: str) -> None:
+            async with session.get(base + sid) as response:
+                await response.read()
+                if response.status != 200:
+                    raise RuntimeError(response.status)
+
+        await _pool(_warm(sids, concurrency), concurrency, one)
+        gc.collect()
+        start = time.perf_counter()
+        n = await _pool(sids, concurrency, one)
+        elapsed = time.perf_counter() - start
+    assert n == len(sids)
+    return elapsed
+
+
+# ----------------------------------------------------------------- (b) this library
+
+
+def make_client(url: str, concurrency: int = 100) -> swc.CallsClient:
+    return swc.CallsClient(
+        ACCOUNT, PROJECT_TOKEN, base_url=f"{url}{API_ROOT}", max_connections=max(concurrency, 1)
+    )
+
+
+def has_get_calls() -> bool:
+    return hasattr(swc.CallsClient, "get_calls")
+
+
+async def _ours_lookups(client: swc.CallsClient, sids: Sequence[str], concurrency: int) -> int:
+    if has_get_calls():
+        n = 0
+        async for result in client.get_calls(sids, concurrency=concurrency):
+            if result.call is None:
+                raise RuntimeError(f"lookup failed: {result.error!r}")
+            n += 1
+        return n
+    # Until get_calls lands: the same bounded pool over get_call.
+    return await _pool(sids, concurrency, client.get_call)
+
+
+async def ours(url: str, sids: Sequence[str], concurrency: int) -> float:
+    """(b) ``get_calls`` (a bounded pool over ``get_call`` before it existed)."""
+    async with make_client(url, concurrency) as client:
+        await _ours_lookups(client, _warm(sids, concurrency), concurrency)
+        gc.collect()
+        start = time.perf_counter()
+        n = await _ours_lookups(client, sids, concurrency)
+        elapsed = time.perf_counter() - start
+    assert n == len(sids)
+    return elapsed
+
+
+# -------------------------------------------------------------------- (c) twilio
+
+
+def make_twilio(url: str) -> Any:
+    from twilio.http.async_http_client import AsyncTwilioHttpClient
+    from twilio.rest import Client
+
+    client = Client(ACCOUNT, PROJECT_TOKEN, http_client=AsyncTwilioHttpClient())
+    client.api.base_url = url + "/api/laml"  # its paths start at /2010-04-01/Accounts/...
+    return client
+
+
+async def twilio(url: str, sids: Sequence[str], concurrency: int) -> float:
+    """(c) twilio-python's ``AsyncTwilioHttpClient`` with ``calls(sid).fetch_async()``."""
+    client = make_twilio(url)
+    try:
+
+        async def one(sid: str) -> None:
+            call = await client.calls(sid).fetch_async()
+            if call.sid != sid:
+                raise RuntimeError(call.sid)
+
+        await _pool(_warm(sids, concurrency), concurrency, one)
+        gc.collect()
+        start = time.perf_counter()
+        n = await _pool(sids, concurrency, one)
+        elapsed = time.perf_counter() - start
+    finally:
+        await client.http_client.close()
+    assert n == len(sids)
+    return elapsed
+
+
+RUNNERS: dict[str, Callable[[str, Sequence[str], int], Awaitable[float]]] = {
+    "a": raw_aiohttp,
+    "b": ours,
+    "c": twilio,
+    "d": ours,  # run under uvloop
+}
+
+# ------------------------------------------------------------------------ latency
+
+
+async def latency(url: str, sids: Sequence[str]) -> dict[str, list[float]]:
+    """Time single lookups on an idle client, one at a time: ours vs a raw GET (µs)."""
+    base = f"{url}{API_ROOT}/Accounts/{ACCOUNT}/Calls/"
+    auth = _basic_auth()
+    out: dict[str, list[float]] = {"raw": [], "ours": []}
+    async with (
+        aiohttp.ClientSession(headers={"Authorization": auth}) as session,
+        make_client(url, 1) as client,
+    ):
+        for i, sid in enumerate(sids):
+            # alternate so that drift hits both alike
+            t0 = time.perf_counter_ns()
+            async with session.get(base + sid) as response:
+                await response.read()
+            t1 = time.perf_counter_ns()
+            await client.get_call(sid)
+            t2 = time.perf_counter_ns()
+            if i >= 50:  # the first ones open connections
+                out["raw"].append((t1 - t0) / 1000)
+                out["ours"].append((t2 - t1) / 1000)
+    return out
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
