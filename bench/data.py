@@ -84,9 +84,22 @@ def call_dict(sid: str, rng: random.Random | None = None) -> dict[str, Any]:
 
 
 def template() -> bytes:
-    """Return the served body: a fixed call with :data:`server.PLACEHOLDER` for its SID."""
-    body = json.dumps(call_dict("SIDSIDSID"), separators=(", ", ": ")).encode()
-    return body.replace(b"SIDSIDSID", PLACEHOLDER)
+    """Return a served body: a fixed call with :data:`server.PLACEHOLDER` for its SID."""
+    return templates(1)[0]
+
+
+def templates(n: int = 256, seed: int = 4) -> list[bytes]:
+    """Return ``n`` varied bodies to serve in turn, each with a placeholder SID.
+
+    Varied (times, numbers, prices, MOS), so that no value cache in a client can
+    look better on the benchmark than it would on real traffic.
+    """
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        body = json.dumps(call_dict("SIDSIDSID", rng), separators=(", ", ": ")).encode()
+        out.append(body.replace(b"SIDSIDSID", PLACEHOLDER))
+    return out
 
 
 def sids(n: int, seed: int = 1) -> list[str]:

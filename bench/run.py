@@ -1,6 +1,7 @@
 """Benchmarks, side by side: ``nox -s bench`` (or ``python bench/run.py --help``).
 
-One loopback server process serves a fixed, realistic Call JSON; this process
+One loopback server process serves realistic Call JSON (a few hundred
+varied bodies in turn, SID spliced in); this process
 runs interleaved rounds of (a) raw aiohttp GET + read, (b) this library's
 ``get_calls``, (c) twilio-python's ``AsyncTwilioHttpClient`` + ``fetch_async`` and
 (d) (b) under uvloop, then a concurrency sweep of (a), (b), (c), the memory held
@@ -112,6 +113,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             "server_cpu": server_cpu,
             "client_cpu": client_cpu,
             "body_bytes": len(data.template()),
+            "distinct_bodies": len(data.templates()),
             "get_calls": measure.has_get_calls(),
         },
         "machine": {
@@ -129,7 +131,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         f"server on cpu {server_cpu}, client on cpu {client_cpu}; "
         f"(b) uses {'get_calls' if measure.has_get_calls() else 'a worker pool over get_call'}"
     )
-    with Server(data.template(), cpu=server_cpu) as server:
+    with Server(data.templates(), cpu=server_cpu) as server:
         if client_cpu is not None:
             os.sched_setaffinity(0, {client_cpu})
         url = server.url

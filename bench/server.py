@@ -1,10 +1,11 @@
-"""A loopback HTTP/1.1 server that answers every GET with a fixed Call JSON, fast.
+"""A loopback HTTP/1.1 server that answers every GET with a realistic Call JSON, fast.
 
 Raw :class:`asyncio.Protocol`, keep-alive, pipelining-safe, no framework: the
-point is that the server is never the bottleneck of a client benchmark. The body
-is a template with the requested SID spliced in (the last path segment, without
-``.json`` or a query), so that clients which check the SID they get back
-(``get_call`` does) see a consistent answer.
+point is that the server is never the bottleneck of a client benchmark. Each
+body is one of a few hundred varied templates (served in turn) with the
+requested SID spliced in (the last path segment, without ``.json`` or a query),
+so that clients which check the SID they get back (``get_call`` does) see a
+consistent answer.
 
 Run it in its own process with :func:`start` (pinned to a core if asked).
 """
@@ -32,8 +33,9 @@ _HEAD = (
 
 class _CallProtocol(asyncio.Protocol):
     __slots__ = ("_buf", "_parts", "_transport")
+    _served = 0  # shared by all connections: successive answers differ
 
-    def __init__(self, parts: list[bytes]) -> None:
+    def __init__(self, parts: list[list[bytes]]) -> None:
         self._parts = parts
         self._buf = b""
         self._transport: asyncio.Transport | None = None
@@ -56,7 +58,8 @@ class _CallProtocol(asyncio.Protocol):
             buf = buf[end + 4 :]  # GETs only: no request body to skip
             sid = path.split(b"?", 1)[0].rsplit(b"/", 1)[-1]
             sid = sid.removesuffix(b".json")
-            body = sid.join(self._parts)
+            _CallProtocol._served += 1
+            body = sid.join(self._parts[_CallProtocol._served % len(self._parts)])
             out.append(_HEAD % len(body))
             out.append(body)
         self._buf = buf
@@ -64,8 +67,8 @@ class _CallProtocol(asyncio.Protocol):
             self._transport.write(b"".join(out))
 
 
-async def _serve(sock: socket.socket, body: bytes, ready: object) -> None:
-    parts = body.split(PLACEHOLDER)
+async def _serve(sock: socket.socket, bodies: list[bytes], ready: object) -> None:
+    parts = [body.split(PLACEHOLDER) for body in bodies]
     loop = asyncio.get_running_loop()
     server = await loop.create_server(lambda: _CallProtocol(parts), sock=sock, backlog=1024)
     ready.set()  # type: ignore[attr-defined]
@@ -73,7 +76,7 @@ async def _serve(sock: socket.socket, body: bytes, ready: object) -> None:
         await server.serve_forever()
 
 
-def _main(sock: socket.socket, body: bytes, cpu: int | None, ready: object) -> None:
+def _main(sock: socket.socket, body: list[bytes], cpu: int | None, ready: object) -> None:
     if cpu is not None:
         os.sched_setaffinity(0, {cpu})
     try:
@@ -87,7 +90,8 @@ def _main(sock: socket.socket, body: bytes, cpu: int | None, ready: object) -> N
 class Server:
     """A running server process; use as a context manager."""
 
-    def __init__(self, body: bytes, *, cpu: int | None = None) -> None:
+    def __init__(self, bodies: bytes | list[bytes], *, cpu: int | None = None) -> None:
+        body = [bodies] if isinstance(bodies, bytes) else bodies
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", 0))

@@ -23,7 +23,7 @@ SIDS = data.sids(40)
 
 @pytest.fixture(scope="module")
 def server():
-    with Server(data.template()) as running:
+    with Server(data.templates(8)) as running:
         yield running
 
 
@@ -35,6 +35,8 @@ async def test_server_splices_the_requested_sid(server):
             async with session.get(f"{server.url}/x/Calls/{sid}.json?a=1") as response:
                 body = json.loads(await response.read())
         assert SIDS[2] == body["sid"]
+        async with session.get(f"{server.url}/x/Calls/{SIDS[2]}") as response:
+            assert body != json.loads(await response.read())  # the next template
         assert body["uri"].endswith(f"/Calls/{SIDS[2]}")
         assert swc.Call.from_dict(body).subresource_uris.recordings.endswith("/Recordings")
         assert len(connector._conns) == 1  # one connection, kept alive
