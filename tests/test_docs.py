@@ -18,7 +18,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import doctest
+import importlib.util
 import io
+import shlex
+import subprocess
+import sys
 import threading
 import unittest
 from collections.abc import Coroutine, Iterator
@@ -83,7 +87,54 @@ class PythonParser(PythonCodeBlockParser):
         self.codeblock_parser = CodeBlockParser("python", run_python)
 
 
-SYBIL = Sybil(parsers=[PythonParser(), CodeBlockParser("text", check_output), SkipParser()])
+#: CLI commands a ``console`` block may show but a test must not run: ``serve``
+#: never returns, ``demo`` has its own tests (and its own emulator).
+_NOT_RUN = {"serve", "demo"}
+_CLI_PREFIXES = (("signalwire-calls",), ("python", "-m", "signalwire_calls"))
+
+
+def run_console(example: Example) -> str | None:
+    """Run each ``$ signalwire-calls ...`` line of a ``console`` block against the emulator.
+
+    The command must exit 0 (or 1: some SIDs of ``sids.txt`` do not exist) without a
+    traceback. Lines with a pipe, and commands that are not this CLI (``pip``,
+    ``export``), are shown for the reader only.
+    """
+    commands = []
+    for line in str(example.parsed).splitlines():
+        if not line.startswith("$ ") or "|" in line:
+            continue
+        words = shlex.split(line[2:], comments=True)
+        for prefix in _CLI_PREFIXES:
+            if tuple(words[: len(prefix)]) == prefix:
+                args = words[len(prefix) :]
+                if args and args[0] not in _NOT_RUN:
+                    commands.append(args)
+    if not commands:
+        return None
+    if importlib.util.find_spec("signalwire_calls.__main__") is None:
+        raise unittest.SkipTest("the CLI does not exist yet")
+    for args in commands:
+        done = subprocess.run(  # noqa: S603 - our own CLI, arguments from our own docs
+            [sys.executable, "-m", "signalwire_calls", *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        if done.returncode not in {0, 1} or "Traceback" in done.stderr:
+            return f"signalwire-calls {shlex.join(args)} exited {done.returncode}:\n{done.stderr}"
+    return None
+
+
+SYBIL = Sybil(
+    parsers=[
+        PythonParser(),
+        CodeBlockParser("text", check_output),
+        CodeBlockParser("console", run_console),
+        SkipParser(),
+    ]
+)
 
 
 class Background:
