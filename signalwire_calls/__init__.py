@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
+from signalwire_calls._bulk import BulkProgress
 from signalwire_calls._client import CallsClient
 from signalwire_calls._errors import (
     APIError,
@@ -43,6 +44,7 @@ __all__ = [
     "APIError",
     "AuthenticationError",
     "BulkLookupError",
+    "BulkProgress",
     "BulkResult",
     "Call",
     "CallDirection",

@@ -3,37 +3,53 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
 import re
 import ssl as _ssl
+import uuid
 import warnings
-from collections.abc import Callable
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Sequence
+from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any, Self
 
 import aiohttp
 from yarl import URL
 
+from signalwire_calls._bulk import BulkProgress, fan_out
 from signalwire_calls._config import DEFAULT_MAX_BODY_SIZE, Settings, env_options, make_settings
 from signalwire_calls._converter import structure_call
 from signalwire_calls._errors import (
     ConfigError,
     DecodeError,
+    NotFoundError,
     RequestTimeoutError,
     TransportError,
     error_from_response,
 )
+from signalwire_calls._listing import (
+    MAX_PAGE_SIZE,
+    build_list_query,
+    encode_query,
+    follow_pages,
+    merge_windows,
+    split_windows,
+)
+from signalwire_calls._models import BulkResult, CallResult
 from signalwire_calls._retry import (
     AttemptsExhaustedError,
     RetryMiddleware,
     RetryPolicy,
     parse_retry_after,
+    throttle_listener,
 )
 from signalwire_calls._session import build_session, user_agent
 
 if TYPE_CHECKING:
     from types import TracebackType
 
-    from signalwire_calls._models import Call
+    from signalwire_calls._models import Call, CallStatus
 
 __all__ = ["CallsClient", "check_sid"]
 
@@ -43,6 +59,8 @@ try:  # an optional speedup: about twice as fast as json for call bodies
     _loads: Callable[[bytes], Any] = orjson.loads
 except ImportError:  # pragma: no cover - exercised when the extra is not installed
     _loads = json.loads
+
+log = logging.getLogger("signalwire_calls")
 
 _SID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
@@ -325,6 +343,201 @@ class CallsClient:
                 f"Asked for call {sid} but the API returned call {call.sid}", field="$.sid", sid=sid
             )
         return call
+
+    # -------------------------------------------------------------------- bulk
+
+    async def get_calls(
+        self,
+        sids: Iterable[str] | AsyncIterable[str],
+        *,
+        concurrency: int = 64,
+        ordered: bool = False,
+        on_progress: Callable[[BulkProgress], None] | None = None,
+    ) -> AsyncIterator[CallResult]:
+        """Look up many calls concurrently; yield one :class:`CallResult` per distinct SID.
+
+        The input is streamed (it may be a huge iterable or an async iterable) and
+        each distinct SID is fetched once. At most ``concurrency`` requests are in
+        flight at any time (never more than ``max_connections``); when the service
+        answers 429 the job halves its concurrency and grows back after a run of
+        successes, and a SID that was only rate-limited is tried again rather than
+        reported. A failing SID never stops the others: its result carries the
+        error (:class:`NotFoundError` for a missing call, ``ValueError`` for a SID
+        that is not a UUID, which costs no request).
+
+        Breaking out of the loop, or cancelling the task that runs it, cancels
+        the requests in flight and leaves no task behind.
+
+        Args:
+            sids: The SIDs to look up.
+            concurrency: The most requests in flight at once.
+            ordered: Yield results in input order (with a bounded reorder buffer)
+                instead of as they complete.
+            on_progress: Called with a :class:`BulkProgress` after every result;
+                an exception in it is logged and the hook dropped.
+
+        Yields:
+            One result per distinct SID.
+
+        Raises:
+            ValueError: ``concurrency`` is not a positive integer.
+        """
+        self._ensure_session()
+        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+            raise ValueError(f"concurrency must be a positive integer, got {concurrency!r}")
+        if concurrency > self._max_connections:
+            log.debug(
+                "concurrency %d capped at max_connections=%d", concurrency, self._max_connections
+            )
+            concurrency = self._max_connections
+        outcomes = fan_out(
+            sids,
+            self.get_call,
+            concurrency=concurrency,
+            ordered=ordered,
+            validate=check_sid,
+            on_progress=on_progress,
+            throttle_hook=throttle_listener,
+        )
+        async with contextlib.aclosing(outcomes):
+            async for sid, call, error in outcomes:
+                yield CallResult(sid, call, error)
+
+    async def fetch_calls(
+        self,
+        sids: Iterable[str] | AsyncIterable[str],
+        *,
+        concurrency: int = 64,
+        on_progress: Callable[[BulkProgress], None] | None = None,
+    ) -> BulkResult:
+        """Look up many calls and collect the outcome: a convenience for small jobs.
+
+        Every distinct SID ends up in exactly one of ``found``, ``missing``
+        (the API answered 404) and ``failed`` (any other error, including an
+        invalid SID). Call :meth:`BulkResult.raise_for_failures` to turn
+        failures into an exception.
+        """
+        found: dict[str, Call] = {}
+        missing: list[str] = []
+        failed: dict[str, Exception] = {}
+        async for result in self.get_calls(sids, concurrency=concurrency, on_progress=on_progress):
+            if result.call is not None:
+                found[result.sid] = result.call
+            elif isinstance(result.error, NotFoundError):
+                missing.append(result.sid)
+            else:
+                failed[result.sid] = result.error or RuntimeError("no result")
+        return BulkResult(found=found, missing=tuple(missing), failed=failed)
+
+    # ----------------------------------------------------------------- listing
+
+    def iter_calls(
+        self,
+        *,
+        status: CallStatus | str | None = None,
+        to: str | None = None,
+        from_: str | None = None,
+        parent_call_sid: str | uuid.UUID | None = None,
+        started_after: datetime | date | None = None,
+        started_before: datetime | date | None = None,
+        ended_after: datetime | date | None = None,
+        ended_before: datetime | date | None = None,
+        page_size: int = MAX_PAGE_SIZE,
+        limit: int | None = None,
+        windows: int = 1,
+    ) -> AsyncIterator[Call]:
+        """List calls, newest first, following the API's page cursor.
+
+        Filters map to the API's query parameters (``Status``, ``To``, ``From``,
+        ``ParentCallSid``, ``StartTime>``, ``StartTime<``, ``EndTime>``,
+        ``EndTime<``); datetimes must be timezone-aware and are sent as RFC 2822.
+        Every value is checked here, before any request. Pages are fetched as
+        the iteration needs them, by following ``next_page_uri`` exactly as
+        returned.
+
+        With ``windows=N`` (N > 1), ``[started_after, started_before)`` is split
+        into N time windows that are paged concurrently; each call is still
+        yielded exactly once, but not in date order. ``started_after`` is then
+        required; ``started_before`` defaults to now.
+
+        Args:
+            status: Only calls with this status.
+            to: Only calls to this number or SIP address.
+            from_: Only calls from this number or SIP address.
+            parent_call_sid: Only the legs of this parent call.
+            started_after: Only calls that started at or after this time.
+            started_before: Only calls that started before this time.
+            ended_after: Only calls that ended at or after this time.
+            ended_before: Only calls that ended before this time.
+            page_size: Calls per page, 1 to 1000.
+            limit: Stop after this many calls.
+            windows: Time windows to page concurrently.
+
+        Returns:
+            An async iterator of calls.
+
+        Raises:
+            ValueError: A filter is invalid (raised here, before any request).
+        """
+        if isinstance(windows, bool) or not isinstance(windows, int) or windows < 1:
+            raise ValueError(f"windows must be a positive integer, got {windows!r}")
+        size = page_size if limit is None else max(1, min(page_size, limit))
+        filters: dict[str, Any] = {
+            "status": status,
+            "to": to,
+            "from_": from_,
+            "parent_call_sid": parent_call_sid,
+            "ended_after": ended_after,
+            "ended_before": ended_before,
+            "page_size": size,
+        }
+        query = build_list_query(
+            started_after=started_after, started_before=started_before, **filters
+        )
+        if windows == 1:
+            return follow_pages(self._list_url(query), self._fetch_page, limit=limit)
+        if started_after is None:
+            raise ValueError("windows > 1 needs started_after (the start of the range to split)")
+        end = started_before if started_before is not None else datetime.now(UTC)
+
+        def open_window(after: datetime, before: datetime) -> AsyncIterator[Call]:
+            window_query = build_list_query(started_after=after, started_before=before, **filters)
+            return follow_pages(self._list_url(window_query), self._fetch_page)
+
+        return merge_windows(
+            split_windows(started_after, end, windows),
+            open_window,
+            key=lambda call: call.sid,
+            timestamp=lambda call: call.start_time,
+            limit=limit,
+        )
+
+    def _list_url(self, query: Sequence[tuple[str, str]]) -> str:
+        return f"{self._calls_url}?{encode_query(query)}"
+
+    async def _fetch_page(self, url: str) -> tuple[list[Call], str | None]:
+        """Fetch one page of List Calls; return its calls and ``next_page_uri``."""
+        self._ensure_session()
+        data = await self._get(url)
+        if not isinstance(data, dict) or not isinstance(data.get("calls"), list):
+            raise DecodeError(
+                "Invalid List Calls page: expected an object with a 'calls' list",
+                field="$.calls",
+            )
+        next_uri = data.get("next_page_uri")
+        if next_uri is not None and not isinstance(next_uri, str):
+            raise DecodeError(
+                f"Invalid List Calls page: next_page_uri is {type(next_uri).__name__}",
+                field="$.next_page_uri",
+            )
+        calls = []
+        for index, item in enumerate(data["calls"]):
+            try:
+                calls.append(structure_call(item))
+            except DecodeError as err:
+                err.field = f"$.calls[{index}]{err.field[1:]}"
+                raise
+        return calls, next_uri
 
 
 def _make_limiter(rate_limit: float | None) -> Any:
