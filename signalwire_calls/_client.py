@@ -164,6 +164,7 @@ class CallsClient:
             limiter=_make_limiter(rate_limit),
         )
         self._rate_limit = rate_limit
+        self._slots = asyncio.Semaphore(max_connections)
         self._session = session
         self._owns_session = session is None
         self._closed = False
@@ -272,7 +273,10 @@ class CallsClient:
         shown = url.split("?", 1)[0]
         what = f" for call {sid}" if sid else ""
         try:
-            async with session.get(
+            # Hold one of max_connections slots before the first attempt starts, so
+            # that waiting for a pooled connection never eats into an attempt's
+            # timeout (a user may gather thousands of get_call at once).
+            async with self._slots, session.get(
                 URL(url, encoded=True),
                 headers=self._headers,
                 allow_redirects=False,

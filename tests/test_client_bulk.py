@@ -344,3 +344,13 @@ async def test_list_page_decode_error_names_index(scripted):
         with pytest.raises(swc.DecodeError) as info:
             [c async for c in client.iter_calls()]
     assert info.value.field == "$.calls[1].duration"
+
+
+async def test_gathered_lookups_beyond_pool_do_not_time_out(fake):
+    """Waiting for a pooled connection does not count against an attempt's timeout."""
+    fake.faults = FaultProfile(latency=(0.02, 0.02), seed=1)
+    policy = swc.RetryPolicy.no_retries()
+    async with fake.client(retry=policy, max_connections=2, timeout=0.3) as client:
+        calls = await asyncio.gather(*(client.get_call(s) for s in fake.call_sids[:60]))
+    assert fake.call_sids[:60] == [c.sid for c in calls]
+    assert fake.max_in_flight <= 2
