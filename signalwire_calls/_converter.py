@@ -120,7 +120,10 @@ def format_date(dt: datetime) -> str:
 
 
 def _describe(value: object) -> str:
-    text = repr(value)
+    try:
+        text = repr(value)
+    except RecursionError:  # a hostile body can nest deeper than repr() can go
+        text = f"<{type(value).__name__} nested too deeply to show>"
     if len(text) > 60:  # noqa: PLR2004
         text = text[:57] + "..."
     return f"{text} ({type(value).__name__})"

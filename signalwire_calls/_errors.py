@@ -185,7 +185,7 @@ def _parse_error_body(body: bytes, token: str | None) -> tuple[int | None, str, 
         text = text.replace(token, "***")
     try:
         data = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # a hostile body can nest deeper than the stack
         data = None
     if isinstance(data, dict):
         if "errors" in data and isinstance(data["errors"], list) and data["errors"]:

@@ -240,7 +240,9 @@ class RetryMiddleware:
                 f"Refusing a response body of {length} bytes from {response.url.with_query(None)}"
                 f" (the limit is {cap} bytes)"
             )
-        if length is not None:
+        # Content-Length counts the encoded bytes: a compressed body can inflate far
+        # past the cap (a "zip bomb"), so only an unencoded one is read in one go.
+        if length is not None and not response.headers.get("Content-Encoding"):
             await response.read()
             return
         chunks: list[bytes] = []
