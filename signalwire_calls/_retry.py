@@ -188,7 +188,7 @@ class RetryMiddleware:
             try:
                 response = await self._attempt(request, handler)
             except _RETRYABLE_ERRORS as err:
-                if attempt >= attempts:
+                if attempt >= attempts or request.session.closed:
                     raise AttemptsExhaustedError(attempt) from err
                 wait = policy.backoff(attempt, self.rng)
                 reason = "timed out" if isinstance(err, TimeoutError) else repr(err)
@@ -222,6 +222,8 @@ class RetryMiddleware:
     ) -> aiohttp.ClientResponse:
         if self.limiter is not None:
             await self.limiter.acquire()
+        if request.session.closed:  # aclose() ran during a backoff: aiohttp would assert
+            raise aiohttp.ClientConnectionError("the client was closed")
         async with asyncio.timeout(self.timeout):
             response = await handler(request)
             try:
