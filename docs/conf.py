@@ -93,9 +93,6 @@ nitpick_ignore_regex = [
     (r"py:(class|exc|obj|data|func|meth)", rf"({_BUILTINS})"),
     # Type variables and private helpers that appear in signatures and docstrings.
     (r"py:(class|obj|func)", r"(K|V|T|fan_out|signalwire_calls\._.*|_.*)"),
-    # Napoleon reads "text: more text" on a property's first line as "type: text";
-    # BulkProgress.processed's docstring does that (reported; a wording fix removes it).
-    (r"py:class", r"(Input keys dealt with|duplicates included)"),
 ]
 
 

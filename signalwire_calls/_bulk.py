@@ -269,7 +269,7 @@ class BulkProgress:
 
     @property
     def processed(self) -> int:
-        """Input keys dealt with, duplicates included: the count to draw against ``total``."""
+        """Input keys dealt with, duplicates included; the count to draw against ``total``."""
         return self.done + self.duplicates
 
     @property
