@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import logging
@@ -170,6 +171,11 @@ class CallsClient:
         self._closed = False
         base = str(self._settings.base_url).rstrip("/")
         self._calls_url = f"{base}/Accounts/{self._settings.project_id}/Calls"
+        # What a server could echo back (a proxy's error page, a debug body): scrubbed
+        # from every body before any of it can reach an error message or a log.
+        basic = self._settings.authorization.removeprefix("Basic ")
+        token = base64.b64decode(basic).decode().split(":", 1)[1]
+        self._secrets = (token.encode(), basic.encode())
         self._headers = {
             "Authorization": self._settings.authorization,
             "Accept": "application/json",
@@ -283,7 +289,7 @@ class CallsClient:
                 ssl=self._ssl,
                 middlewares=None if self._owns_session else (self._middleware,),
             ) as response:
-                body = await response.read()
+                body = _scrub(await response.read(), self._secrets)
                 status = response.status
                 headers = response.headers
                 content_type = response.content_type
@@ -542,6 +548,13 @@ class CallsClient:
                 err.field = f"$.calls[{index}]{err.field[1:]}"
                 raise
         return calls, next_uri
+
+
+def _scrub(body: bytes, secrets: tuple[bytes, ...]) -> bytes:
+    for secret in secrets:
+        if secret in body:
+            body = body.replace(secret, b"***")
+    return body
 
 
 def _make_limiter(rate_limit: float | None) -> Any:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import ipaddress
 import os
+import re
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -19,6 +20,8 @@ __all__ = ["DEFAULT_MAX_BODY_SIZE", "Settings", "env_options", "make_settings"]
 #: is refused before it is read into memory.
 DEFAULT_MAX_BODY_SIZE: Final = 8 * 1024 * 1024
 API_PREFIX: Final = "/api/laml/2010-04-01"
+_PATH_SAFE: Final = re.compile(r"[A-Za-z0-9._~-]+")  # RFC 3986 unreserved characters
+_EXAMPLE_PROJECT: Final = "3f6c1d2a-8b4e-4c71-9a05-6d2e7b1c9f40"
 
 _ENV_NAMES: Final = {
     "space_url": ("SIGNALWIRE_SPACE_URL", "SIGNALWIRE_SPACE"),
@@ -131,6 +134,12 @@ def make_settings(
     token = _credential("api_token", api_token, "SIGNALWIRE_API_TOKEN")
     if ":" in project:
         raise ConfigError("project_id must not contain ':' (it is the Basic auth user name)")
+    if not _PATH_SAFE.fullmatch(project) or project in {".", ".."}:
+        # It becomes a path segment (/Accounts/{project}/Calls): nothing in it may
+        # change the request's path or query.
+        raise ConfigError(
+            f"project_id must be a Project ID such as '{_EXAMPLE_PROJECT}', got {project!r}"
+        )
     if base_url is None:
         if not space_url or not space_url.strip():
             raise ConfigError(
