@@ -21,6 +21,7 @@ from signalwire_calls._errors import (
     PermissionDeniedError,
     SignalWireError,
 )
+from signalwire_calls._retry import RetryPolicy
 
 __all__ = [
     "EXIT_INTERRUPTED",
@@ -41,6 +42,7 @@ __all__ = [
 EXIT_OK, EXIT_LOOKUPS, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
+log = logging.getLogger("signalwire_calls.cli")
 
 
 class CliError(click.ClickException):
@@ -94,6 +96,13 @@ def connection_options(func: F) -> F:
             help="Seconds per attempt.",
         ),
         click.option(
+            "--retries",
+            type=click.IntRange(min=0),
+            default=4,
+            show_default=True,
+            help="Retries of a failed request (5xx, 429, network errors).",
+        ),
+        click.option(
             "-v", "--verbose", is_flag=True, help="Debug logs on stderr (never the token)."
         ),
     )
@@ -111,6 +120,7 @@ def make_client(conn: dict[str, Any]) -> CallsClient:
             format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         )
     timeout = conn.pop("timeout", 30.0)
+    retry = RetryPolicy(attempts=conn.pop("retries", 4) + 1)
     options: dict[str, Any] = env_options()
     options.update({key: value for key, value in conn.items() if value})
     if "project_id" not in options:
@@ -123,9 +133,11 @@ def make_client(conn: dict[str, Any]) -> CallsClient:
             "(or pass --space-url, or --base-url for another server)"
         )
     try:
-        return CallsClient(**options, timeout=timeout)
+        client = CallsClient(**options, timeout=timeout, retry=retry)
     except ConfigError as err:
         raise CliError(str(err)) from None
+    log.debug("calls of project %s at %s", client.project_id, client.base_url)
+    return client
 
 
 async def with_client(
