@@ -273,7 +273,7 @@ async def _consume(
     "--errors",
     "errors_path",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Write failures here as JSON lines (default: stderr).",
+    help="Write failures here as JSON lines, rewritten each run (default: stderr).",
 )
 @click.option(
     "--concurrency",
