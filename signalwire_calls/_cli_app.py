@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import re
 import sys
-from datetime import UTC, date, datetime
+from collections.abc import Callable
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import IO, Any
 
@@ -23,10 +25,11 @@ from signalwire_calls._cli_common import (
     with_client,
 )
 from signalwire_calls._cli_demo import demo, serve
-from signalwire_calls._cli_fetch import describe, fetch, read_sids
+from signalwire_calls._cli_fetch import SidList, describe, fetch, read_sids, stdin_lines
 from signalwire_calls._cli_output import CallWriter, Counts, ProgressBar, print_table
-from signalwire_calls._client import CallsClient
+from signalwire_calls._client import CallsClient, check_sid
 from signalwire_calls._errors import AuthenticationError, NotFoundError, PermissionDeniedError
+from signalwire_calls._listing import MAX_PAGE_SIZE
 from signalwire_calls._models import Call, CallStatus
 
 __all__ = ["cli"]
@@ -49,7 +52,7 @@ def cli() -> None:
 
 
 @cli.command()
-@click.argument("sids", nargs=-1, required=True)
+@click.argument("sids", nargs=-1, metavar="[SID]... | -")
 @click.option(
     "--format",
     "fmt",
@@ -60,10 +63,17 @@ def cli() -> None:
 )
 @connection_options
 def get(sids: tuple[str, ...], fmt: str, **conn: Any) -> None:
-    """Print calls by SID: one JSON object per line (the API's shape) on stdout."""
-    wanted = read_sids(sids)
+    """Print calls by SID: one JSON object per line (the API's shape) on stdout.
+
+    '-' (or no SID, with stdin not a terminal) reads SIDs from stdin, one per line;
+    blank lines and surrounding spaces are ignored.
+    """
+    wanted = _get_sids(sids)
     for _, text in wanted.invalid:
         say(f"{text}: not a call SID (expected a UUID)")
+    if not wanted.sids and not wanted.invalid:
+        say("get: no SIDs to look up")
+        sys.exit(EXIT_OK)
     client = make_client(conn)
     problems = len(wanted.invalid)
 
@@ -95,24 +105,74 @@ def get(sids: tuple[str, ...], fmt: str, **conn: Any) -> None:
     sys.exit(EXIT_LOOKUPS if problems else EXIT_OK)
 
 
+def _get_sids(args: tuple[str, ...]) -> SidList:
+    """Return the SIDs of ``get``: its arguments, ``-`` (or none, stdin piped) meaning stdin."""
+    if not args:
+        if sys.stdin is None or sys.stdin.isatty():
+            raise CliError("no SIDs: pass them as arguments, or '-' to read them from stdin")
+        args = ("-",)
+    lines: list[str] = []
+    for arg in args:
+        if arg == "-":
+            lines += stdin_lines()
+        else:
+            lines.append(arg)
+    return read_sids(lines)
+
+
 # -------------------------------------------------------------------------- list
 
 
-def _when(
-    _ctx: click.Context, _param: click.Parameter, value: str | None
-) -> date | datetime | None:
-    """Parse an ISO 8601 date or time; a time without an offset is taken as UTC."""
+#: The most time windows ``list --windows`` pages at once: each buffers up to a page.
+MAX_WINDOWS = 100
+_TIME_HELP = "ISO 8601 date or time (UTC unless it has an offset)."
+_PYTHON_NAMES = re.compile(r"\b(?:(?:started|ended)_(?:after|before)|parent_call_sid|page_size)\b")
+
+
+def _bad_value(param: click.Parameter, message: str) -> CliError:
+    """Return a bad flag value's error: one line and exit 2 (click's own take four lines)."""
+    return CliError(f"{max(param.opts, key=len)}: {message}")
+
+
+def _when(_ctx: click.Context, param: click.Parameter, value: str | None) -> datetime | None:
+    """Parse an ISO 8601 date or time; no offset means UTC, a date means its midnight UTC."""
     if value is None:
         return None
     try:
         if len(value) == 10:  # noqa: PLR2004 - YYYY-MM-DD
-            return date.fromisoformat(value)
+            return datetime.combine(date.fromisoformat(value), time(), UTC)
         when = datetime.fromisoformat(value)
     except ValueError:
-        raise click.BadParameter(
-            f"{value!r}: expected 2026-10-01 or 2026-10-01T14:30:00Z"
-        ) from None
+        raise _bad_value(param, f"{value!r}: expected 2026-10-01 or 2026-10-01T14:30:00Z") from None
     return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def _whole(
+    low: int, high: int | None = None
+) -> Callable[[click.Context, click.Parameter, str | None], int | None]:
+    """Return a callback that parses a whole number from ``low`` to ``high``."""
+
+    def convert(_ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
+        if value is None:
+            return None
+        with contextlib.suppress(ValueError):
+            number = int(value)
+            if number >= low and (high is None or number <= high):
+                return number
+        span = f"at least {low}" if high is None else f"from {low} to {high}"
+        raise _bad_value(param, f"expected a whole number {span}, got {value!r}")
+
+    return convert
+
+
+def _sid(_ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """Check a call SID flag."""
+    if value is None:
+        return None
+    try:
+        return check_sid(value.strip())
+    except ValueError:
+        raise _bad_value(param, f"{value!r} is not a call SID (expected a UUID)") from None
 
 
 @cli.command(name="list")
@@ -126,15 +186,27 @@ def _when(
 )
 @click.option("--to", metavar="NUMBER", help="Only calls to this number or SIP address.")
 @click.option(
-    "--started-after", metavar="T", callback=_when, help="ISO 8601 date or time (UTC unless given)."
+    "--parent-call-sid", metavar="SID", callback=_sid, help="Only the legs of this parent call."
+)
+@click.option("--started-after", metavar="T", callback=_when, help=_TIME_HELP)
+@click.option("--started-before", metavar="T", callback=_when, help=_TIME_HELP)
+@click.option("--ended-after", metavar="T", callback=_when, help=_TIME_HELP)
+@click.option("--ended-before", metavar="T", callback=_when, help=_TIME_HELP)
+@click.option("--limit", metavar="N", callback=_whole(1), help="Stop after this many calls.")
+@click.option(
+    "--windows",
+    metavar="N",
+    callback=_whole(1, MAX_WINDOWS),
+    help="Split the --started-after to --started-before (default: now) range into N "
+    "windows listed at once: faster for big ranges, but the output is not in date "
+    f"order. Needs --started-after. At most {MAX_WINDOWS}.",
 )
 @click.option(
-    "--started-before",
-    metavar="T",
-    callback=_when,
-    help="ISO 8601 date or time (UTC unless given).",
+    "--page-size",
+    metavar="N",
+    callback=_whole(1, MAX_PAGE_SIZE),
+    help=f"Calls per page, 1 to {MAX_PAGE_SIZE}.  [default: {MAX_PAGE_SIZE}]",
 )
-@click.option("--limit", type=click.IntRange(min=1), help="Stop after this many calls.")
 @click.option(
     "--output", default="-", show_default=True, help="A .jsonl or .csv file, or '-' for stdout."
 )
@@ -154,15 +226,22 @@ def list_calls(  # noqa: PLR0917 - one parameter per flag
     status: str | None,
     from_: str | None,
     to: str | None,
-    started_after: date | datetime | None,
-    started_before: date | datetime | None,
+    parent_call_sid: str | None,
+    started_after: datetime | None,
+    started_before: datetime | None,
+    ended_after: datetime | None,
+    ended_before: datetime | None,
     limit: int | None,
+    windows: int | None,
+    page_size: int | None,
     output: str,
     fmt: str | None,
     progress: bool | None,
     **conn: Any,
 ) -> None:
     """List calls, newest first, as JSON Lines or CSV (columns in the API's field order)."""
+    if windows and windows > 1 and started_after is None:
+        raise CliError("--windows needs --started-after: the start of the time range to split")
     client = make_client(conn)
     fmt = fmt or ("csv" if output.lower().endswith(".csv") else "jsonl")
     try:
@@ -170,12 +249,18 @@ def list_calls(  # noqa: PLR0917 - one parameter per flag
             status=status,
             to=to,
             from_=from_,
+            parent_call_sid=parent_call_sid,
             started_after=started_after,
             started_before=started_before,
+            ended_after=ended_after,
+            ended_before=ended_before,
+            page_size=page_size or MAX_PAGE_SIZE,
             limit=limit,
+            windows=windows or 1,
         )
-    except ValueError as err:
-        raise CliError(str(err)) from None
+    except (TypeError, ValueError) as err:  # the client names its arguments: name the flags
+        message = _PYTHON_NAMES.sub(lambda m: "--" + m[0].replace("_", "-"), str(err))
+        raise CliError(message) from None
     counts = Counts()
     with contextlib.ExitStack() as stack:
         stream = sys.stdout.buffer if output == "-" else stack.enter_context(_open_out(output))

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import io
 import json
 import os
 import shutil
@@ -72,6 +73,7 @@ __all__ = [
     "fetch",
     "read_sids",
     "run_fetch",
+    "stdin_lines",
 ]
 
 
@@ -341,9 +343,22 @@ def fetch(
     sys.exit(EXIT_LOOKUPS if counts.missing or counts.failed or wanted.invalid else EXIT_OK)
 
 
+def stdin_lines() -> list[str]:
+    """Return stdin's lines, read as UTF-8 (a byte-order mark is ignored); empty if closed."""
+    if sys.stdin is None:
+        return []
+    stream = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8-sig", newline=None)
+    try:
+        return list(stream)
+    except UnicodeDecodeError:
+        raise CliError("cannot read stdin: not UTF-8 text") from None
+    finally:
+        stream.detach()  # leave sys.stdin's buffer open
+
+
 def _read_input(source: str) -> SidList:
     if source == "-":
-        return read_sids(sys.stdin)
+        return read_sids(stdin_lines())
     try:
         with Path(source).open(encoding="utf-8-sig") as lines:
             return read_sids(lines)

@@ -8,6 +8,7 @@ Helpers here are shared with test_cli_fetch.py.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import io
 import json
@@ -18,6 +19,8 @@ import socket
 import subprocess
 import sys
 from collections.abc import Mapping
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
@@ -146,6 +149,57 @@ async def test_get_format_table_prints_a_readable_table(fake):
     assert row.split()[:5] == [sid, call["status"], call["direction"], call["from"], call["to"]]
 
 
+async def test_get_dash_reads_sids_from_stdin_ignoring_blanks_and_spaces(fake):
+    """`get -` looks up stdin's SIDs in order; blanks and spaces are ignored, a bad line reported."""
+    first, second = fake.call_sids[7:9]
+    stdin = f"\n  {first}  \n\nnot-a-sid\n\t{second}\n"
+
+    done = await run_cli("get", "-", env=cli_env(fake), stdin=stdin)
+
+    assert 1 == done.code
+    assert [fake.calls[first], fake.calls[second]] == [json.loads(line) for line in done.lines]
+    assert "signalwire-calls: not-a-sid: not a call SID (expected a UUID)\n" == done.stderr
+
+
+async def test_get_without_sids_reads_a_piped_stdin(fake):
+    """With no SID arguments and stdin a pipe, `get` reads the SIDs from stdin; exit 0."""
+    sids = fake.call_sids[10:13]
+
+    done = await run_cli("get", env=cli_env(fake), stdin="\n".join(sids) + "\n")
+
+    assert (0, "") == (done.code, done.stderr)
+    assert [fake.calls[sid] for sid in sids] == [json.loads(line) for line in done.lines]
+
+
+async def test_get_with_an_empty_stdin_looks_up_nothing_and_exits_0(fake):
+    """An empty stdin (a grep that matched nothing) is not an error: no output, exit 0."""
+    done = await run_cli("get", "-", env=cli_env(fake), stdin="\n  \n")
+
+    assert (0, "") == (done.code, done.stdout)
+    assert "no SIDs to look up" in done.stderr
+    assert [] == fake.requests
+
+
+async def test_get_without_sids_on_a_terminal_is_a_usage_error_exit_2(fake):
+    """With no SID arguments and stdin a terminal, `get` does not wait: one line, exit 2."""
+    leader, terminal = os.openpty()
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "signalwire_calls", "get",
+            stdin=terminal, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            env=cli_env(fake),
+        )  # fmt: skip
+        async with asyncio.timeout(60):
+            out, err = await proc.communicate()
+    finally:
+        os.close(terminal)
+        os.close(leader)
+
+    assert 2 == proc.returncode
+    assert "no SIDs: pass them as arguments, or '-'" in one_line_error(Done(2, "", err.decode()))
+    assert b"" == out
+
+
 async def test_refused_credentials_are_one_line_exit_2_without_the_token(fake):
     """A wrong token gives exit 2 and one line naming the variables, never the token."""
     token = "PTwrong-token-0123456789"
@@ -271,7 +325,7 @@ async def test_list_writes_json_lines_newest_first(fake):
 
     assert 0 == done.code
     assert [fake.calls[sid] for sid in fake.call_sids[:5]] == [json.loads(x) for x in done.lines]
-    assert "5 listed" in done.stderr
+    assert re.fullmatch(r"signalwire-calls: list: 5 listed in .*\n", done.stderr)  # no bar: a pipe
 
 
 async def test_list_writes_csv_in_the_apis_field_order_with_filters(fake, tmp_path):
@@ -289,13 +343,119 @@ async def test_list_writes_csv_in_the_apis_field_order_with_filters(fake, tmp_pa
     assert fake.calls[completed[0]]["from"] == first["from"]
 
 
-@pytest.mark.parametrize("value", ["yesterday", "2026-13-01"])
-def test_list_rejects_an_unparseable_time_with_exit_2(value):
-    """A --started-after that is not ISO 8601 is a usage error (exit 2)."""
-    result = CliRunner().invoke(cli, ["list", "--started-after", value])
+async def test_list_draws_a_progress_bar_when_stderr_is_a_terminal(fake):
+    """With stderr a terminal and no --progress flag, `list` draws the bar (done/total, ETA)."""
+    leader, terminal = os.openpty()
+    drawn = bytearray()
+
+    def read_terminal() -> None:
+        with contextlib.suppress(OSError):  # EIO once the CLI has closed the terminal
+            while chunk := os.read(leader, 65536):
+                drawn.extend(chunk)
+
+    try:
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "signalwire_calls", "list", "--limit", "7",
+                stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=terminal,
+                env=cli_env(fake, COLUMNS="120"),
+            )  # fmt: skip
+        finally:
+            os.close(terminal)  # the CLI holds its own copy: EOF comes when it exits
+        reader = asyncio.create_task(asyncio.to_thread(read_terminal))
+        async with asyncio.timeout(60):
+            out, _ = await proc.communicate()
+            await reader
+    finally:
+        os.close(leader)
+
+    assert 0 == proc.returncode
+    assert 7 == len(out.splitlines())
+    assert "7/7" in drawn.decode(errors="replace")
+    assert "ETA" in drawn.decode(errors="replace")
+
+
+async def test_list_filters_by_end_time_taking_a_time_without_offset_as_utc(fake):
+    """--ended-after/--ended-before send EndTime>/< in UTC (no offset means UTC) and filter on them."""
+    low, high = (
+        datetime(2026, 10, 12, 17, 0, tzinfo=UTC),
+        datetime(2026, 10, 12, 17, 30, tzinfo=UTC),
+    )
+    ended = [sid for sid in fake.call_sids if fake.calls[sid]["end_time"]]
+    expected = [s for s in ended if low <= parsedate_to_datetime(fake.calls[s]["end_time"]) <= high]
+
+    done = await run_cli(
+        "list", "--ended-after", "2026-10-12T17:00:00", "--ended-before", "2026-10-12T19:30+02:00",
+        env=cli_env(fake),
+    )  # fmt: skip
+
+    assert 0 == done.code
+    assert expected == [json.loads(line)["sid"] for line in done.lines]
+    assert 0 < len(expected) < len(fake.call_sids)
+    query = fake.requests[-1].query
+    assert ("Mon, 12 Oct 2026 17:00:00 +0000", "Mon, 12 Oct 2026 17:30:00 +0000") == (
+        query["EndTime>"],
+        query["EndTime<"],
+    )
+
+
+async def test_list_parent_call_sid_and_page_size_page_through_the_legs(fake):
+    """--parent-call-sid lists only that call's legs; --page-size 1 fetches one per page."""
+    parent = fake.call_sids[-1]
+    legs = [fake.add_call(parent_call_sid=parent)["sid"] for _ in range(3)][::-1]  # newest first
+
+    done = await run_cli("list", "--parent-call-sid", parent, "--page-size", "1", env=cli_env(fake))
+
+    assert 0 == done.code
+    assert legs == [json.loads(line)["sid"] for line in done.lines]
+    assert [(parent, "1")] * 3 == [
+        (r.query.get("ParentCallSid"), r.query.get("PageSize")) for r in fake.requests
+    ]
+
+
+async def test_list_windows_lists_every_call_once_across_concurrent_windows(fake):
+    """--windows 4 splits the range into four StartTime windows and lists each call exactly once."""
+    done = await run_cli(
+        "list", "--windows", "4", "--started-after", "2026-10-12T16:00:00Z",
+        "--started-before", "2026-10-12T18:00:01Z", env=cli_env(fake),
+    )  # fmt: skip
+
+    assert 0 == done.code
+    listed = [json.loads(line)["sid"] for line in done.lines]
+    assert sorted(fake.call_sids) == sorted(listed)
+    assert len(listed) == len(set(listed))
+    assert 4 == len({r.query["StartTime>"] for r in fake.requests})
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--started-after", "yesterday"], "--started-after: 'yesterday': expected 2026-10-01"),
+        (["--ended-before", "2026-13-01"], "--ended-before: '2026-13-01': expected 2026-10-01"),
+        (["--windows", "0"], "--windows: expected a whole number from 1 to 100, got '0'"),
+        (["--windows", "2"], "--windows needs --started-after"),
+        (["--page-size", "1001"], "--page-size: expected a whole number from 1 to 1000"),
+        (["--limit", "ten"], "--limit: expected a whole number at least 1, got 'ten'"),
+        (["--parent-call-sid", "CA123"], "--parent-call-sid: 'CA123' is not a call SID"),
+        (
+            ["--ended-after", "2026-10-02", "--ended-before", "2026-10-01"],
+            "--ended-after (2026-10-02 00:00:00+00:00) is later than --ended-before",
+        ),
+    ],
+)
+def test_list_rejects_a_bad_value_in_one_line_with_exit_2(args, message):
+    """A bad filter value is one line naming the flag, exit 2, before any request."""
+    env = {
+        "SIGNALWIRE_BASE_URL": "http://127.0.0.1:9/api/laml/2010-04-01",
+        "SIGNALWIRE_PROJECT_ID": "3f6c1d2a-8b4e-4c71-9a05-6d2e7b1c9f40",
+        "SIGNALWIRE_API_TOKEN": "PTsecret",
+    }
+
+    result = CliRunner().invoke(cli, ["list", *args], env=env)
 
     assert 2 == result.exit_code
-    assert "expected 2026-10-01" in result.output
+    (line,) = result.output.splitlines()
+    assert line.startswith(f"signalwire-calls: error: {message}"), line
 
 
 # ---------------------------------------------------------------- serve, demo
