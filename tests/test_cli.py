@@ -375,6 +375,29 @@ async def test_list_draws_a_progress_bar_when_stderr_is_a_terminal(fake):
     assert "ETA" in drawn.decode(errors="replace")
 
 
+async def test_list_stops_quietly_when_the_reader_of_stdout_goes_away():
+    """`list | head -1`: once the reader closes the pipe, list exits 0 without a traceback."""
+    reader, writer = os.pipe()
+    async with FakeSignalWire(calls=400, seed=2, record_requests=False) as big:
+        try:
+            try:
+                proc = await asyncio.create_subprocess_exec(
+                    sys.executable, "-m", "signalwire_calls", "list", "--page-size", "50",
+                    stdin=asyncio.subprocess.DEVNULL, stdout=writer,
+                    stderr=asyncio.subprocess.PIPE, env=cli_env(big),
+                )  # fmt: skip
+            finally:
+                os.close(writer)
+            first = await asyncio.to_thread(os.read, reader, 100)
+        finally:
+            os.close(reader)  # what `head` does once it has its line
+        async with asyncio.timeout(60):
+            _, err = await proc.communicate()
+
+    assert first.startswith(b'{"sid":')
+    assert (0, b"") == (proc.returncode, err)
+
+
 async def test_list_filters_by_end_time_taking_a_time_without_offset_as_utc(fake):
     """--ended-after/--ended-before send EndTime>/< in UTC (no offset means UTC) and filter on them."""
     low, high = (
