@@ -1,5 +1,4 @@
 # The house style puts the expected value first, which SIM300 calls a Yoda condition.
-# ruff: noqa: SIM300
 import asyncio
 import contextlib
 import contextvars

@@ -1,5 +1,4 @@
 # The house style puts the expected value first, which SIM300 calls a Yoda condition.
-# ruff: noqa: SIM300
 import asyncio
 import json
 import uuid
@@ -84,7 +83,7 @@ def test_datetime_format_drops_microseconds():
 def test_naive_datetime_is_refused():
     """A naive datetime is refused with advice to attach a time zone."""
     with pytest.raises(ValueError, match=r"started_after is a naive datetime.*attach a time zone"):
-        build_list_query(started_after=datetime(2018, 9, 19))  # noqa: DTZ001
+        build_list_query(started_after=datetime(2018, 9, 19))
 
 
 @pytest.mark.parametrize(
@@ -292,7 +291,7 @@ def test_split_windows_never_below_a_second():
         (T0, T0 + timedelta(seconds=9), 0, "windows must be a positive"),
         (T0, T0, 2, "at least a second earlier"),
         (T0, T0 + timedelta(microseconds=10), 2, "at least a second earlier"),
-        (datetime(2018, 1, 1), T0, 2, "naive"),  # noqa: DTZ001
+        (datetime(2018, 1, 1), T0, 2, "naive"),
     ],
 )
 def test_split_windows_refuses_bad_ranges(start, end, count, match):
