@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Self
 import aiohttp
 from yarl import URL
 
-from signalwire_calls._bulk import BulkProgress, fan_out
+from signalwire_calls._bulk import AdaptiveLimit, BulkProgress, fan_out
 from signalwire_calls._config import DEFAULT_MAX_BODY_SIZE, Settings, env_options, make_settings
 from signalwire_calls._converter import structure_call
 from signalwire_calls._errors import (
@@ -62,6 +62,9 @@ except ImportError:  # pragma: no cover - exercised when the extra is not instal
     _loads = json.loads
 
 log = logging.getLogger("signalwire_calls")
+
+#: Successes that win back one slot of a bulk job's concurrency after a 429.
+_GROWTH_STEP = 8
 
 _SID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
@@ -282,13 +285,16 @@ class CallsClient:
             # Hold one of max_connections slots before the first attempt starts, so
             # that waiting for a pooled connection never eats into an attempt's
             # timeout (a user may gather thousands of get_call at once).
-            async with self._slots, session.get(
-                URL(url, encoded=True),
-                headers=self._headers,
-                allow_redirects=False,
-                ssl=self._ssl,
-                middlewares=None if self._owns_session else (self._middleware,),
-            ) as response:
+            async with (
+                self._slots,
+                session.get(
+                    URL(url, encoded=True),
+                    headers=self._headers,
+                    allow_redirects=False,
+                    ssl=self._ssl,
+                    middlewares=None if self._owns_session else (self._middleware,),
+                ) as response,
+            ):
                 body = _scrub(await response.read(), self._secrets)
                 status = response.status
                 headers = response.headers
@@ -400,10 +406,14 @@ class CallsClient:
                 "concurrency %d capped at max_connections=%d", concurrency, self._max_connections
             )
             concurrency = self._max_connections
+        # Halve on a 429 but win the slots back quickly: one more slot per few
+        # successes rather than per full window, or a handful of scattered 429s
+        # keeps a large job at a fraction of its concurrency for most of its run.
+        limit = AdaptiveLimit(concurrency, increase_after=min(concurrency, _GROWTH_STEP))
         outcomes = fan_out(
             sids,
             self.get_call,
-            concurrency=concurrency,
+            concurrency=limit,
             ordered=ordered,
             validate=check_sid,
             on_progress=on_progress,
@@ -519,6 +529,7 @@ class CallsClient:
             open_window,
             key=lambda call: call.sid,
             timestamp=lambda call: call.start_time,
+            concurrency=min(windows, self._max_connections),
             limit=limit,
         )
 
