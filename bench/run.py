@@ -273,7 +273,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, optimize=True)
+    fig.savefig(path)
     plt.close(fig)
 
 
