@@ -279,8 +279,6 @@ class CallsClient:
             DecodeError: A 2xx body that is not JSON.
         """
         session = self._ensure_session()
-        shown = url.split("?", 1)[0]
-        what = f" for call {sid}" if sid else ""
         try:
             # Hold one of max_connections slots before the first attempt starts, so
             # that waiting for a pooled connection never eats into an attempt's
@@ -295,44 +293,61 @@ class CallsClient:
                     middlewares=None if self._owns_session else (self._middleware,),
                 ) as response,
             ):
-                body = _scrub(await response.read(), self._secrets)
+                body = await response.read()
                 status = response.status
-                headers = response.headers
-                content_type = response.content_type
+                if status < 300:  # noqa: PLR2004
+                    try:
+                        return _loads(body)
+                    except ValueError:
+                        content_type = response.content_type
+                    raise self._not_json(url, sid, content_type, body)
+                retry_after = parse_retry_after(response.headers.get("Retry-After"))
         except AttemptsExhaustedError as exhausted:
             err = exhausted.__cause__
+            shown = _without_query(url)
             if isinstance(err, TimeoutError):
                 raise RequestTimeoutError(
-                    f"GET {shown}{what} timed out after {self._timeout}s "
+                    f"GET {shown}{_for(sid)} timed out after {self._timeout}s "
                     f"({exhausted.attempts} attempt(s))",
                     url=shown,
                 ) from err
             raise TransportError(
-                f"GET {shown}{what} failed after {exhausted.attempts} attempt(s): "
+                f"GET {shown}{_for(sid)} failed after {exhausted.attempts} attempt(s): "
                 f"{type(err).__name__}: {err}",
                 url=shown,
             ) from err
         except aiohttp.ClientError as err:  # not retryable: an invalid URL, a bad TLS setup
+            shown = _without_query(url)
             raise TransportError(
-                f"GET {shown}{what} failed: {type(err).__name__}: {err}", url=shown
+                f"GET {shown}{_for(sid)} failed: {type(err).__name__}: {err}", url=shown
             ) from err
-        if status >= 300:  # noqa: PLR2004 - redirects are never followed: an error too
-            raise error_from_response(
-                status,
-                body,
-                method="GET",
-                url=shown,
-                retry_after=parse_retry_after(headers.get("Retry-After")),
-                token=None,
-            )
-        try:
-            return _loads(body)
-        except ValueError:
-            raise DecodeError(
-                f"GET {shown}{what}: expected a JSON body, got {content_type or 'no type'} "
-                f"({len(body)} bytes) starting {body[:40]!r}",
-                sid=sid,
-            ) from None
+        # Redirects are never followed, so a 3xx is an error too. The body is
+        # scrubbed here, on the error path only: a server (or proxy) that echoes
+        # the credentials must not get them into a message or a log.
+        raise error_from_response(
+            status,
+            _scrub(body, self._secrets),
+            method="GET",
+            url=_without_query(url),
+            retry_after=retry_after,
+            token=None,
+        )
+
+    def _not_json(self, url: str, sid: str | None, content_type: str, body: bytes) -> DecodeError:
+        start = _scrub(body[:200], self._secrets)[:40]
+        return DecodeError(
+            f"GET {_without_query(url)}{_for(sid)}: expected a JSON body, got "
+            f"{content_type or 'no type'} ({len(body)} bytes) starting {start!r}",
+            sid=sid,
+        )
+
+    def _scrubbed(self, err: DecodeError) -> DecodeError:
+        """Return ``err`` with any echoed credential removed from its message."""
+        text = str(err)
+        clean = _scrub(text.encode(), self._secrets).decode()
+        if clean == text:
+            return err
+        return DecodeError(clean, field=err.field, sid=err.sid)
 
     async def get_call(self, sid: str) -> Call:
         """Retrieve one call by its SID.
@@ -353,11 +368,13 @@ class CallsClient:
         """
         check_sid(sid)
         data = await self._get(f"{self._calls_url}/{sid}", sid=sid)
-        call = structure_call(data)
+        try:
+            call = structure_call(data)
+        except DecodeError as err:
+            raise self._scrubbed(err) from None
         if call.sid.lower() != sid.lower():
-            raise DecodeError(
-                f"Asked for call {sid} but the API returned call {call.sid}", field="$.sid", sid=sid
-            )
+            mismatch = f"Asked for call {sid} but the API returned call {call.sid}"
+            raise self._scrubbed(DecodeError(mismatch, field="$.sid", sid=sid))
         return call
 
     # -------------------------------------------------------------------- bulk
@@ -556,9 +573,18 @@ class CallsClient:
             try:
                 calls.append(structure_call(item))
             except DecodeError as err:
+                err = self._scrubbed(err)
                 err.field = f"$.calls[{index}]{err.field[1:]}"
-                raise
+                raise err from None
         return calls, next_uri
+
+
+def _without_query(url: str) -> str:
+    return url.split("?", 1)[0]
+
+
+def _for(sid: str | None) -> str:
+    return f" for call {sid}" if sid else ""
 
 
 def _scrub(body: bytes, secrets: tuple[bytes, ...]) -> bytes:
