@@ -24,7 +24,7 @@ def tests(session: nox.Session) -> None:
 @nox.session(python=None)
 def lint(session: nox.Session) -> None:
     """Check style and formatting with ruff."""
-    session.install("ruff")
+    session.install("ruff==0.17.6")  # pinned: select=ALL grows with every release
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
 
@@ -32,7 +32,7 @@ def lint(session: nox.Session) -> None:
 @nox.session(python=None)
 def typecheck(session: nox.Session) -> None:
     """Type-check the package with ``mypy --strict``."""
-    session.install("-e", ".[test]", "mypy")
+    session.install("-e", ".[test]", "mypy==2.4.1")
     session.run("mypy")
 
 
