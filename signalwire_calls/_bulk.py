@@ -24,13 +24,14 @@ from collections import deque
 from collections.abc import (
     AsyncGenerator,
     AsyncIterable,
+    AsyncIterator,
     Awaitable,
     Callable,
-    Coroutine,
     Iterable,
+    Iterator,
     Sized,
 )
-from typing import Any, Generic, NamedTuple, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar, overload
 
 import attrs
 
@@ -47,12 +48,13 @@ __all__ = [
 
 K = TypeVar("K")
 V = TypeVar("V")
+R = TypeVar("R")
 
 logger = logging.getLogger(__name__)
 
-#: The limit and generation of the request running in the current task, so that code
-#: deep inside ``work`` (the retry middleware) can report a 429 without a handle.
-_TICKET: contextvars.ContextVar[tuple[AdaptiveLimit, int] | None] = contextvars.ContextVar(
+#: The limit and slot generation of the worker running in the current task, so that
+#: code deep inside ``work`` (the retry middleware) can report a 429 without a handle.
+_TICKET: contextvars.ContextVar[_Ticket | None] = contextvars.ContextVar(
     "signalwire_calls_bulk_ticket", default=None
 )
 #: How many keys a synchronous iterable may yield before the intake gives the event
@@ -125,6 +127,19 @@ class AdaptiveLimit:
             f"in_flight={self._in_flight} waiting={len(self._waiters)}>"
         )
 
+    def try_acquire(self) -> int | None:
+        """Take a slot if one is free now and nobody is queued for one.
+
+        Returns:
+            The generation, as from :meth:`acquire`, or ``None`` if the caller must
+            ``await acquire()`` instead.
+        """
+        if self._waiters or self._in_flight >= self._current:
+            return None
+        self._in_flight += 1
+        self._max_in_flight = max(self._max_in_flight, self._in_flight)
+        return self._generation
+
     async def acquire(self) -> int:
         """Wait for a slot (first come, first served) and take it.
 
@@ -151,7 +166,8 @@ class AdaptiveLimit:
     def release(self) -> None:
         """Give a slot back and wake waiters while the limit allows."""
         self._in_flight -= 1
-        self._wake()
+        if self._waiters:
+            self._wake()
 
     def throttled(self, generation: int | None = None) -> bool:
         """Report that the service refused a call for being too many (HTTP 429).
@@ -200,8 +216,8 @@ class AdaptiveLimit:
 
     def _ticket_generation(self) -> int:
         ticket = _TICKET.get()
-        if ticket is not None and ticket[0] is self:
-            return ticket[1]
+        if ticket is not None and ticket.limit is self:
+            return ticket.generation
         return self._generation
 
     def _take(self) -> None:
@@ -222,7 +238,7 @@ def signal_throttle() -> bool:
 
     Meant for the HTTP retry middleware: call it on every 429, including those it
     goes on to retry. It finds the limit through a context variable that
-    :func:`fan_out` sets around each ``work`` call, so it is a no-op outside a bulk
+    :func:`fan_out` sets in each of its workers, so it is a no-op outside a bulk
     job.
 
     Returns:
@@ -231,8 +247,7 @@ def signal_throttle() -> bool:
     ticket = _TICKET.get()
     if ticket is None:
         return False
-    limit, generation = ticket
-    return limit.throttled(generation)
+    return ticket.limit.throttled(ticket.generation)
 
 
 class Outcome(NamedTuple, Generic[K, V]):
@@ -278,6 +293,42 @@ class BulkProgress:
         return self.done / self.elapsed if self.elapsed > 0 else 0.0
 
 
+@overload
+def fan_out(
+    keys: Iterable[K] | AsyncIterable[K],
+    work: Callable[[K], Awaitable[V]],
+    *,
+    concurrency: int | AdaptiveLimit,
+    ordered: bool = ...,
+    window: int | None = ...,
+    validate: Callable[[K], object] | None = ...,
+    is_throttle: Callable[[Exception], bool] | None = ...,
+    max_throttle_retries: int = ...,
+    on_progress: Callable[[BulkProgress], None] | None = ...,
+    dedupe: bool = ...,
+    throttle_hook: contextvars.ContextVar[Callable[[], None] | None] | None = ...,
+    wrap: None = ...,
+) -> AsyncGenerator[Outcome[K, V], None]: ...
+
+
+@overload
+def fan_out(
+    keys: Iterable[K] | AsyncIterable[K],
+    work: Callable[[K], Awaitable[V]],
+    *,
+    concurrency: int | AdaptiveLimit,
+    ordered: bool = ...,
+    window: int | None = ...,
+    validate: Callable[[K], object] | None = ...,
+    is_throttle: Callable[[Exception], bool] | None = ...,
+    max_throttle_retries: int = ...,
+    on_progress: Callable[[BulkProgress], None] | None = ...,
+    dedupe: bool = ...,
+    throttle_hook: contextvars.ContextVar[Callable[[], None] | None] | None = ...,
+    wrap: Callable[[K, V | None, Exception | None], R],
+) -> AsyncGenerator[R, None]: ...
+
+
 def fan_out(
     keys: Iterable[K] | AsyncIterable[K],
     work: Callable[[K], Awaitable[V]],
@@ -291,7 +342,8 @@ def fan_out(
     on_progress: Callable[[BulkProgress], None] | None = None,
     dedupe: bool = True,
     throttle_hook: contextvars.ContextVar[Callable[[], None] | None] | None = None,
-) -> AsyncGenerator[Outcome[K, V], None]:
+    wrap: Callable[[K, V | None, Exception | None], Any] | None = None,
+) -> AsyncGenerator[Any, None]:
     """Run ``work`` for each distinct key with bounded, adaptive concurrency.
 
     The input is read lazily: at most ``window`` distinct keys are ever between
@@ -326,11 +378,15 @@ def fan_out(
             must not break the job.
         dedupe: Skip keys seen before (see the module docstring for the memory cost).
         throttle_hook: A context variable that code inside ``work`` (the HTTP retry
-            middleware) calls on every 429 it sees; it is set around each call to a
+            middleware) calls on every 429 it sees; each worker sets it, once, to a
             function that reports the throttle to this job's limit.
+        wrap: Builds what is yielded for a key from ``(key, value, error)``
+            (default: :class:`Outcome`), so a caller that wants its own result type
+            needs no second generator to convert outcomes.
 
     Returns:
-        An async generator of :class:`Outcome`, one per distinct key.
+        An async generator of :class:`Outcome` (or of what ``wrap`` returns), one
+        per distinct key.
 
     Raises:
         TypeError: ``keys`` is a single string.
@@ -356,6 +412,7 @@ def fan_out(
         on_progress=on_progress,
         dedupe=dedupe,
         throttle_hook=throttle_hook,
+        wrap=wrap or Outcome,
     )
     return job.run()
 
@@ -369,13 +426,6 @@ async def cancel_and_wait(tasks: Iterable[asyncio.Task[Any]]) -> None:
         await asyncio.wait(pending)
 
 
-def _throttle_signal(limit: AdaptiveLimit, generation: int) -> Callable[[], None]:
-    def signal() -> None:
-        limit.throttled(generation)
-
-    return signal
-
-
 def _is_rate_limited(error: Exception) -> bool:
     return isinstance(error, RateLimitedError)
 
@@ -385,22 +435,34 @@ def _check_positive(name: str, value: int) -> None:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
-@attrs.frozen
-class _End:
-    """Intake is over; ``count`` distinct keys were taken in."""
+class _Ticket:
+    """A worker's limit and the generation of the slot it holds now.
 
-    count: int
+    Each worker sets one in its own context once and updates ``generation`` when
+    it takes a slot: cheaper than setting context variables around every call.
+    Tasks that ``work`` starts inherit the ticket, so a signal from one that
+    outlives its call is counted against the worker's current slot.
+    """
+
+    __slots__ = ("generation", "limit")
+
+    def __init__(self, limit: AdaptiveLimit) -> None:
+        self.limit = limit
+        self.generation = limit.generation
+
+    def signal(self) -> None:
+        """Report a throttle for the slot held now (the ``throttle_hook`` callback)."""
+        self.limit.throttled(self.generation)
 
 
-@attrs.frozen
-class _Crash:
-    """A background task died; the consumer re-raises ``error``."""
+class _Job(Generic[K, V, R]):
+    """The state one :func:`fan_out` call shares between its workers and consumer.
 
-    error: BaseException
-
-
-class _Job(Generic[K, V]):
-    """The state one :func:`fan_out` call shares between its intake, workers and consumer.
+    There is no intake task: each worker takes a window slot, reads the next
+    distinct key itself (a synchronous input directly, an asynchronous one under a
+    lock), and works on it, so a key costs no queue hand-off and no task switch.
+    Outcomes go to a deque (unordered) or a dict keyed by input position (ordered)
+    that the consumer drains, waking it only when it is waiting.
 
     Nothing here refers to the generator returned by :meth:`run`, so dropping that
     generator lets the event loop finalize it (and so shut the job down).
@@ -420,61 +482,137 @@ class _Job(Generic[K, V]):
         on_progress: Callable[[BulkProgress], None] | None,
         dedupe: bool,
         throttle_hook: contextvars.ContextVar[Callable[[], None] | None] | None,
+        wrap: Callable[[K, V | None, Exception | None], R],
     ) -> None:
         self._keys = keys
         self._work = work
         self._limit = limit
         self._ordered = ordered
-        self._window = asyncio.Semaphore(window)
         self._validate = validate
         self._is_throttle = is_throttle
         self._max_throttle_retries = max_throttle_retries
         self._on_progress = on_progress
-        self._dedupe = dedupe
+        self._seen: set[K] | None = set() if dedupe else None
         self._throttle_hook = throttle_hook
+        self._wrap = wrap
         self._total = len(keys) if isinstance(keys, Sized) else None
-        # Bounded so the intake waits for the workers rather than reading ahead.
-        self._todo: asyncio.Queue[tuple[int, K]] = asyncio.Queue(maxsize=limit.maximum)
-        self._results: asyncio.Queue[tuple[int, Outcome[K, V]] | _End | _Crash] = asyncio.Queue()
+        # Input: exactly one of these is set when the job starts.
+        self._iterator: Iterator[K] | None = None
+        self._source: AsyncIterator[K] | None = None
+        self._read_lock = asyncio.Lock()
+        self._count = 0  # distinct keys read; the next key's position
+        self._exhausted = False  # no key will be read any more
+        self._streak = 0  # keys read in a row without awaiting (duplicates, invalid)
+        # Read-ahead: free window slots, and workers waiting for one.
+        self._window_free = window
+        self._window_waiters: deque[asyncio.Future[None]] = deque()
+        # Outcomes not yet yielded, and the consumer's wake-up while it waits.
+        self._results: deque[R] = deque()
+        self._buffer: dict[int, R] = {}
+        self._head = 0  # ordered: the position to yield next
+        self._wakeup: asyncio.Future[None] | None = None
+        self._error: BaseException | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._workers = 0
-        self._idle = 0
+        self._idle = 0  # workers not holding a key
         self._closing = False
         self._started = 0.0
         self._done = self._failed = self._duplicates = self._retried = 0
 
-    async def run(self) -> AsyncGenerator[Outcome[K, V], None]:
-        """Start the intake, yield outcomes until every key has one, then shut down."""
-        self._started = asyncio.get_running_loop().time()
-        self._spawn(self._intake())
+    async def run(self) -> AsyncGenerator[R, None]:
+        """Start a worker, yield outcomes until every key has one, then shut down."""
+        self._start()
         try:
             self._report()
-            expected: int | None = None
+            results = self._results
+            buffer = self._buffer
             yielded = 0
-            buffer: dict[int, Outcome[K, V]] = {}
-            while expected is None or yielded < expected:
-                item = await self._results.get()
-                if isinstance(item, _End):
-                    expected = item.count
-                    continue
-                if isinstance(item, _Crash):
-                    raise item.error
-                seq, outcome = item
-                buffer[seq] = outcome
-                # Unordered: yield whatever arrived. Ordered: drain the head run.
-                ready = [seq] if not self._ordered else []
-                while self._ordered and yielded + len(ready) in buffer:
-                    ready.append(yielded + len(ready))
-                for index in ready:
-                    self._window.release()
-                    yielded += 1
-                    yield buffer.pop(index)
+            while True:
+                if self._ordered:
+                    while self._head in buffer:
+                        outcome = buffer.pop(self._head)
+                        self._head += 1
+                        yielded += 1
+                        self._release_window()
+                        yield outcome
+                else:
+                    while results:
+                        outcome = results.popleft()
+                        yielded += 1
+                        self._release_window()
+                        yield outcome
+                if self._error is not None:
+                    raise self._error
+                if self._exhausted and yielded == self._count:
+                    return
+                waiter = self._wakeup = asyncio.get_running_loop().create_future()
+                try:
+                    await waiter
+                finally:
+                    self._wakeup = None
         finally:
-            self._closing = True
-            await cancel_and_wait(self._tasks)
+            await self._shutdown()
 
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.create_task(coro)
+    def _start(self) -> None:
+        self._started = asyncio.get_running_loop().time()
+        keys = self._keys
+        if isinstance(keys, AsyncIterable):
+            self._source = aiter(keys)
+        else:
+            self._iterator = iter(keys)
+        self._spawn_worker()
+
+    async def _shutdown(self) -> None:
+        self._closing = True
+        await cancel_and_wait(self._tasks)
+        aclose = getattr(self._source, "aclose", None)
+        if aclose is not None:
+            # Closing cuts the input short, so its cleanup may fail; that must not
+            # replace whatever ended the job (as when the intake was a task).
+            try:
+                await aclose()
+            except Exception:
+                logger.exception("closing the input of a bulk job failed")
+
+    def _wake(self) -> None:
+        waiter = self._wakeup
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _release_window(self) -> None:
+        waiters = self._window_waiters
+        if not waiters:
+            self._window_free += 1
+            return
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiter.done():  # hand the slot straight on
+                waiter.set_result(None)
+                return
+        self._window_free += 1
+
+    async def _wait_window(self) -> None:
+        waiter = asyncio.get_running_loop().create_future()
+        self._window_waiters.append(waiter)
+        await waiter
+
+    def _end_intake(self) -> None:
+        self._exhausted = True
+        while self._window_waiters:  # let waiting workers see the end and stop
+            waiter = self._window_waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+        self._wake()
+
+    def _fail(self, error: BaseException) -> None:
+        if self._error is None:
+            self._error = error
+        self._end_intake()
+
+    def _spawn_worker(self) -> None:
+        self._workers += 1
+        self._idle += 1
+        task = asyncio.create_task(self._worker())
         task.add_done_callback(self._on_task_done)
         self._tasks.append(task)
 
@@ -482,95 +620,167 @@ class _Job(Generic[K, V]):
         # Retrieve the exception even while closing, so none is reported as lost.
         error = asyncio.CancelledError() if task.cancelled() else task.exception()
         if error is not None and not self._closing:
-            self._results.put_nowait(_Crash(error))
+            self._fail(error)
 
-    async def _intake(self) -> None:
-        seen: set[K] = set()
-        count = 0
-        async with contextlib.aclosing(_iterate(self._keys)) as source:
-            while True:
-                # A window slot is taken before reading, so read-ahead is bounded.
-                await self._window.acquire()
+    async def _worker(self) -> None:  # noqa: C901, PLR0912, PLR0915 - the per-key hot path, in one frame
+        limit = self._limit
+        work = self._work
+        seen = self._seen
+        validate = self._validate
+        ticket = _Ticket(limit)
+        # Set once: the worker's context is its own, and the ticket follows its slots.
+        _TICKET.set(ticket)
+        if self._throttle_hook is not None:
+            self._throttle_hook.set(ticket.signal)
+        while True:
+            # A window slot is taken before reading, so read-ahead is bounded.
+            if self._window_free > 0:
+                self._window_free -= 1
+            else:
+                await self._wait_window()
+            iterator = self._iterator
+            if iterator is not None:
                 try:
-                    key = await anext(source)
-                    while self._dedupe and key in seen:
-                        self._duplicates += 1
-                        self._report()
-                        key = await anext(source)
-                except StopAsyncIteration:
-                    self._window.release()
-                    break
-                if self._dedupe:
-                    seen.add(key)
+                    while True:
+                        if self._exhausted:
+                            return
+                        key = next(iterator)
+                        if seen is None or key not in seen:
+                            break
+                        await self._skip_duplicate()
+                except StopIteration:
+                    self._end_intake()
+                    return
+                except Exception as exc:  # noqa: BLE001 - the consumer re-raises it
+                    self._fail(exc)
+                    return
+            else:
+                read = await self._read_async()
+                if read is None:
+                    return
+                key = read[0]
+            if seen is not None:
+                seen.add(key)
+            seq = self._count
+            self._count += 1
+            if validate is not None:
                 error = self._check(key)
                 if error is not None:
-                    self._emit(count, key, None, error)
+                    self._emit(seq, key, None, error)
+                    await self._pause_in_streak()
+                    continue
+            self._streak = 0
+            self._idle -= 1
+            if self._idle == 0 and self._workers < limit.maximum and not self._closing:
+                self._spawn_worker()  # nobody is left to read the next key
+            # The first attempt, inline; a throttled key goes on in _retry.
+            generation = limit.try_acquire()
+            if generation is None:
+                generation = await limit.acquire()
+            ticket.generation = generation
+            try:
+                value = await work(key)
+            except Exception as exc:  # noqa: BLE001 - every error is the key's outcome
+                limit.release()
+                await self._settle(ticket, seq, key, exc, generation)
+            except BaseException:
+                limit.release()
+                raise
+            else:
+                limit.succeeded(generation)
+                limit.release()
+                self._emit(seq, key, value, None)
+            self._idle += 1
+
+    async def _read_async(self) -> tuple[K] | None:
+        """Read the next distinct key from an async input; ``None`` when there is none."""
+        assert self._source is not None  # noqa: S101 - run() sets it for async input
+        # An async generator cannot be advanced by two tasks at once.
+        async with self._read_lock:
+            while not self._exhausted:
+                try:
+                    key = await anext(self._source)
+                except StopAsyncIteration:
+                    self._end_intake()
+                except Exception as exc:  # noqa: BLE001 - the consumer re-raises it
+                    self._fail(exc)
                 else:
-                    await self._todo.put((count, key))
-                    if self._todo.qsize() > self._idle and self._workers < self._limit.maximum:
-                        self._workers += 1
-                        self._spawn(self._worker())
-                count += 1
-        self._results.put_nowait(_End(count))
+                    if self._seen is None or key not in self._seen:
+                        return (key,)
+                    await self._skip_duplicate()
+        return None
+
+    async def _skip_duplicate(self) -> None:
+        self._duplicates += 1
+        self._report()
+        await self._pause_in_streak()
+
+    async def _pause_in_streak(self) -> None:
+        # A run of duplicates or invalid keys awaits nothing: give the loop a turn.
+        self._streak += 1
+        if self._streak >= _YIELD_EVERY:
+            self._streak = 0
+            await asyncio.sleep(0)
 
     def _check(self, key: K) -> Exception | None:
-        if self._validate is None:
-            return None
+        assert self._validate is not None  # noqa: S101 - only called with a validator
         try:
             self._validate(key)
         except Exception as exc:  # noqa: BLE001 - the validator's verdict, whatever its type
             return exc
         return None
 
-    async def _worker(self) -> None:
-        while True:
-            self._idle += 1
-            try:
-                seq, key = await self._todo.get()
-            finally:
-                self._idle -= 1
-            value, error = await self._attempt(key)
-            self._emit(seq, key, value, error)
-
-    async def _attempt(self, key: K) -> tuple[V | None, Exception | None]:
+    async def _settle(
+        self, ticket: _Ticket, seq: int, key: K, error: Exception, generation: int
+    ) -> None:
+        """Report a failed attempt, retrying a throttled key under the shrunk limit."""
+        limit = self._limit
         retries = 0
         while True:
-            generation = await self._limit.acquire()
-            token = _TICKET.set((self._limit, generation))
-            hook_token = (
-                None
-                if self._throttle_hook is None
-                else self._throttle_hook.set(_throttle_signal(self._limit, generation))
-            )
-            try:
-                value = await self._work(key)
-            except Exception as exc:  # noqa: BLE001 - every error is the key's outcome
-                error: Exception = exc
-            else:
-                self._limit.succeeded(generation)
-                return value, None
-            finally:
-                _TICKET.reset(token)
-                if hook_token is not None and self._throttle_hook is not None:
-                    self._throttle_hook.reset(hook_token)
-                self._limit.release()
             if not self._is_throttle(error):
                 # The service answered (a 404 is an answer): it is not overloaded.
-                self._limit.succeeded(generation)
-                return None, error
-            self._limit.throttled(generation)
+                limit.succeeded(generation)
+                self._emit(seq, key, None, error)
+                return
+            limit.throttled(generation)
             if retries >= self._max_throttle_retries:
-                return None, error
+                self._emit(seq, key, None, error)
+                return
             retries += 1
             self._retried += 1
             self._report()
+            generation = await limit.acquire()
+            ticket.generation = generation
+            try:
+                value = await self._work(key)
+            except Exception as exc:  # noqa: BLE001 - every error is the key's outcome
+                limit.release()
+                error = exc
+                continue
+            except BaseException:
+                limit.release()
+                raise
+            limit.succeeded(generation)
+            limit.release()
+            self._emit(seq, key, value, None)
+            return
 
     def _emit(self, seq: int, key: K, value: V | None, error: Exception | None) -> None:
         self._done += 1
         if error is not None:
             self._failed += 1
-        self._results.put_nowait((seq, Outcome(key, value, error)))
-        self._report()
+        outcome = self._wrap(key, value, error)
+        if self._ordered:
+            self._buffer[seq] = outcome
+            wake = seq == self._head  # the consumer waits for the head only
+        else:
+            self._results.append(outcome)
+            wake = True
+        waiter = self._wakeup
+        if wake and waiter is not None and not waiter.done():
+            waiter.set_result(None)
+        if self._on_progress is not None:
+            self._report()
 
     def _report(self) -> None:
         hook = self._on_progress
@@ -591,21 +801,3 @@ class _Job(Generic[K, V]):
         except Exception:
             logger.exception("on_progress hook failed; it will not be called again in this job")
             self._on_progress = None
-
-
-async def _iterate(keys: Iterable[K] | AsyncIterable[K]) -> AsyncGenerator[K, None]:
-    """Iterate sync or async input alike, closing async input when done."""
-    if isinstance(keys, AsyncIterable):
-        source = aiter(keys)
-        try:
-            async for key in source:
-                yield key
-        finally:
-            aclose = getattr(source, "aclose", None)
-            if aclose is not None:
-                await aclose()
-        return
-    for index, key in enumerate(keys, 1):
-        yield key
-        if index % _YIELD_EVERY == 0:
-            await asyncio.sleep(0)

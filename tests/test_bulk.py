@@ -496,3 +496,104 @@ def test_bad_options_are_rejected(options, name):
     """Out-of-range options raise ValueError naming the option, before anything runs."""
     with pytest.raises(ValueError, match=name):
         fan_out([1], echo, **options)
+
+
+async def test_wrap_builds_each_yielded_item():
+    """With wrap, fan_out yields what wrap builds from (key, value, error), in order if asked."""
+
+    def validate(key):
+        if key == 2:
+            raise ValueError("two")
+
+    def wrap(key, value, error):
+        return ("ok", key, value) if error is None else ("bad", key, str(error))
+
+    items = await collect(
+        fan_out(range(4), echo, concurrency=2, ordered=True, validate=validate, wrap=wrap)
+    )
+
+    assert [("ok", 0, 0), ("ok", 1, 10), ("bad", 2, "two"), ("ok", 3, 30)] == items
+
+
+async def test_sync_input_error_propagates():
+    """An error raised by a plain generator input reaches the consumer, and nothing is left running."""
+
+    def sids():
+        yield from range(3)
+        raise RuntimeError("input broke")
+
+    with pytest.raises(RuntimeError, match="input broke"):
+        await collect(fan_out(sids(), echo, concurrency=2))
+    assert set() == others()
+
+
+async def test_async_input_with_duplicates_is_read_by_one_worker_at_a_time():
+    """Several workers share an async generator input: each distinct key once, duplicates counted."""
+    seen = []
+
+    async def sids():
+        for key in [1, 2, 1, 3, 2, 4, 5, 5, 6]:
+            await asyncio.sleep(0)
+            yield key
+
+    outcomes = await collect(fan_out(sids(), echo, concurrency=4, on_progress=seen.append))
+
+    assert [1, 2, 3, 4, 5, 6] == sorted(o.key for o in outcomes)
+    assert (6, 3) == (seen[-1].done, seen[-1].duplicates)
+
+
+async def test_long_run_of_duplicates_gives_the_loop_turns():
+    """Reading thousands of duplicates in a row lets other tasks run meanwhile."""
+    ticks = 0
+    ticks_at_duplicate = {}
+
+    async def ticker():
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    def progress(p):
+        if p.duplicates:
+            ticks_at_duplicate.setdefault(p.duplicates, ticks)
+
+    task = asyncio.ensure_future(ticker())
+    await collect(fan_out([1] * 5000, echo, concurrency=2, on_progress=progress))
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+    assert 4999 == len(ticks_at_duplicate)
+    assert ticks_at_duplicate[4999] - ticks_at_duplicate[1] >= 5
+
+
+async def test_hook_signals_carry_each_workers_slot_generation():
+    """Hook signals from calls that started together halve the limit once, not once per call."""
+    hook = contextvars.ContextVar("hook", default=None)
+    started = []
+    all_in = asyncio.Event()
+
+    async def work(key):
+        started.append(key)
+        if len(started) == 3:
+            all_in.set()
+        await all_in.wait()
+        hook.get()()
+        return key
+
+    limit = AdaptiveLimit(8, increase_after=100)
+    outcomes = await collect(fan_out(range(3), work, concurrency=limit, throttle_hook=hook))
+
+    assert 3 == len(outcomes)
+    assert (4, 1) == (limit.current, limit.generation)
+
+
+async def test_try_acquire_takes_only_a_free_slot():
+    """try_acquire takes a free slot at once, and refuses while the limit is full."""
+    limit = AdaptiveLimit(1)
+
+    assert 0 == limit.try_acquire()
+    assert limit.try_acquire() is None
+    limit.release()
+    assert 0 == limit.try_acquire()
+    assert 1 == limit.max_in_flight
