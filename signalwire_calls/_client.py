@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import json
 import logging
 import re
@@ -379,7 +378,7 @@ class CallsClient:
 
     # -------------------------------------------------------------------- bulk
 
-    async def get_calls(
+    def get_calls(
         self,
         sids: Iterable[str] | AsyncIterable[str],
         *,
@@ -409,8 +408,11 @@ class CallsClient:
             on_progress: Called with a :class:`BulkProgress` after every result;
                 an exception in it is logged and the hook dropped.
 
-        Yields:
-            One result per distinct SID.
+        Returns:
+            An async iterator of one result per distinct SID. Use it with
+            :func:`contextlib.aclosing` to have everything cancelled the moment
+            you leave the loop early (otherwise that happens when the iterator
+            is garbage-collected, a few event-loop turns later).
 
         Raises:
             ValueError: ``concurrency`` is not a positive integer.
@@ -427,7 +429,7 @@ class CallsClient:
         # successes rather than per full window, or a handful of scattered 429s
         # keeps a large job at a fraction of its concurrency for most of its run.
         limit = AdaptiveLimit(concurrency, increase_after=min(concurrency, _GROWTH_STEP))
-        outcomes = fan_out(
+        return fan_out(
             sids,
             self.get_call,
             concurrency=limit,
@@ -435,10 +437,8 @@ class CallsClient:
             validate=check_sid,
             on_progress=on_progress,
             throttle_hook=throttle_listener,
+            wrap=CallResult,
         )
-        async with contextlib.aclosing(outcomes):
-            async for sid, call, error in outcomes:
-                yield CallResult(sid, call, error)
 
     async def fetch_calls(
         self,
