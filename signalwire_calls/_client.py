@@ -410,7 +410,7 @@ class CallsClient:
 
         Returns:
             An async iterator of one result per distinct SID. Use it with
-            :func:`contextlib.aclosing` to have everything cancelled the moment
+            ``contextlib.aclosing()`` to have everything cancelled the moment
             you leave the loop early (otherwise that happens when the iterator
             is garbage-collected, a few event-loop turns later).
 
