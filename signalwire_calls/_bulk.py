@@ -71,29 +71,42 @@ class AdaptiveLimit:
     are ignored, so a burst of 429s from calls that were in flight together halves
     the limit once, not down to ``minimum``. Successes count only in the current
     generation; after ``increase_after`` of them in a row (default: the current
-    limit, i.e. one more slot per window of successes) the limit grows by one.
+    limit, i.e. one more slot per window of successes, but never more than
+    ``increase_after_max``) the limit grows by one.
 
     Args:
         maximum: The starting and largest limit.
         minimum: The smallest limit; ``minimum == maximum`` disables adaptation.
-        increase_after: Consecutive successes needed to add one slot.
+        increase_after: Consecutive successes needed to add one slot (fixed).
+        increase_after_max: With the default ``increase_after``, the most
+            successes ever needed to add one slot: a large limit cut down by a few
+            scattered 429s then wins its slots back within a few hundred calls,
+            while a small one still grows one slot per window.
 
     Raises:
         ValueError: A bound is not a positive integer, or ``minimum > maximum``.
     """
 
     def __init__(
-        self, maximum: int, *, minimum: int = 1, increase_after: int | None = None
+        self,
+        maximum: int,
+        *,
+        minimum: int = 1,
+        increase_after: int | None = None,
+        increase_after_max: int | None = None,
     ) -> None:
         _check_positive("maximum", maximum)
         _check_positive("minimum", minimum)
         if increase_after is not None:
             _check_positive("increase_after", increase_after)
+        if increase_after_max is not None:
+            _check_positive("increase_after_max", increase_after_max)
         if minimum > maximum:
             raise ValueError(f"minimum ({minimum}) must not exceed maximum ({maximum})")
         self.maximum = maximum
         self.minimum = minimum
         self._increase_after = increase_after
+        self._increase_after_max = increase_after_max or maximum
         self._current = maximum
         self._in_flight = 0
         self._max_in_flight = 0
@@ -205,7 +218,8 @@ class AdaptiveLimit:
         if generation < self._generation:
             return False
         self._successes += 1
-        if self._successes < (self._increase_after or self._current):
+        needed = self._increase_after or min(self._current, self._increase_after_max)
+        if self._successes < needed:
             return False
         self._successes = 0
         if self._current >= self.maximum:

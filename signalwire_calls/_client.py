@@ -428,7 +428,7 @@ class CallsClient:
         # Halve on a 429 but win the slots back quickly: one more slot per few
         # successes rather than per full window, or a handful of scattered 429s
         # keeps a large job at a fraction of its concurrency for most of its run.
-        limit = AdaptiveLimit(concurrency, increase_after=min(concurrency, _GROWTH_STEP))
+        limit = AdaptiveLimit(concurrency, increase_after_max=_GROWTH_STEP)
         return fan_out(
             sids,
             self.get_call,

@@ -597,3 +597,19 @@ async def test_try_acquire_takes_only_a_free_slot():
     limit.release()
     assert 0 == limit.try_acquire()
     assert 1 == limit.max_in_flight
+
+
+def test_growth_window_is_capped_by_increase_after_max():
+    """With increase_after_max, a large limit grows per few successes, a small one per window."""
+    limit = AdaptiveLimit(64, increase_after_max=8)
+    assert limit.throttled(0)
+    assert limit.current == 32
+    grown = [limit.succeeded(1) for _ in range(8)]
+    assert [False] * 7 + [True] == grown
+    assert limit.current == 33
+    small = AdaptiveLimit(64, increase_after_max=8)
+    for generation in range(5):  # 64 -> 2
+        small.throttled(generation)
+    assert small.current == 2
+    assert [False, True] == [small.succeeded(5), small.succeeded(5)]
+    assert small.current == 3
