@@ -17,7 +17,6 @@ per 36-character SID string, so some 1.1 GB for ten million SIDs. Pass
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import contextvars
 import logging
 from collections import deque
@@ -36,6 +35,13 @@ from typing import Any, Generic, NamedTuple, TypeVar, overload
 import attrs
 
 from signalwire_calls._errors import RateLimitedError
+from signalwire_calls._limit import (
+    TICKET,
+    AdaptiveLimit,
+    Ticket,
+    check_positive,
+    signal_throttle,
+)
 
 __all__ = [
     "AdaptiveLimit",
@@ -52,216 +58,9 @@ R = TypeVar("R")
 
 logger = logging.getLogger(__name__)
 
-#: The limit and slot generation of the worker running in the current task, so that
-#: code deep inside ``work`` (the retry middleware) can report a 429 without a handle.
-_TICKET: contextvars.ContextVar[_Ticket | None] = contextvars.ContextVar(
-    "signalwire_calls_bulk_ticket", default=None
-)
 #: How many keys a synchronous iterable may yield before the intake gives the event
 #: loop a turn: a run of duplicates never awaits anything otherwise.
 _YIELD_EVERY = 256
-
-
-class AdaptiveLimit:
-    """Cap calls in flight, halving on throttling and adding one after a run of successes.
-
-    A slot is granted only while ``in_flight < current``, so in-flight work never
-    exceeds the current limit at the moment it starts, nor ``maximum`` ever. A
-    decrease opens a new *generation*: signals from calls that started before it
-    are ignored, so a burst of 429s from calls that were in flight together halves
-    the limit once, not down to ``minimum``. Successes count only in the current
-    generation; after ``increase_after`` of them in a row (default: the current
-    limit, i.e. one more slot per window of successes, but never more than
-    ``increase_after_max``) the limit grows by one.
-
-    Args:
-        maximum: The starting and largest limit.
-        minimum: The smallest limit; ``minimum == maximum`` disables adaptation.
-        increase_after: Consecutive successes needed to add one slot (fixed).
-        increase_after_max: With the default ``increase_after``, the most
-            successes ever needed to add one slot: a large limit cut down by a few
-            scattered 429s then wins its slots back within a few hundred calls,
-            while a small one still grows one slot per window.
-
-    Raises:
-        ValueError: A bound is not a positive integer, or ``minimum > maximum``.
-    """
-
-    def __init__(
-        self,
-        maximum: int,
-        *,
-        minimum: int = 1,
-        increase_after: int | None = None,
-        increase_after_max: int | None = None,
-    ) -> None:
-        _check_positive("maximum", maximum)
-        _check_positive("minimum", minimum)
-        if increase_after is not None:
-            _check_positive("increase_after", increase_after)
-        if increase_after_max is not None:
-            _check_positive("increase_after_max", increase_after_max)
-        if minimum > maximum:
-            raise ValueError(f"minimum ({minimum}) must not exceed maximum ({maximum})")
-        self.maximum = maximum
-        self.minimum = minimum
-        self._increase_after = increase_after
-        self._increase_after_max = increase_after_max or maximum
-        self._current = maximum
-        self._in_flight = 0
-        self._max_in_flight = 0
-        self._generation = 0
-        self._successes = 0
-        self._waiters: deque[asyncio.Future[None]] = deque()
-
-    @property
-    def current(self) -> int:
-        """The limit in force now."""
-        return self._current
-
-    @property
-    def in_flight(self) -> int:
-        """Slots granted and not yet released."""
-        return self._in_flight
-
-    @property
-    def max_in_flight(self) -> int:
-        """The most slots ever held at once."""
-        return self._max_in_flight
-
-    @property
-    def generation(self) -> int:
-        """How many times the limit has been decreased."""
-        return self._generation
-
-    def __repr__(self) -> str:
-        return (
-            f"<AdaptiveLimit current={self._current} max={self.maximum} "
-            f"in_flight={self._in_flight} waiting={len(self._waiters)}>"
-        )
-
-    def try_acquire(self) -> int | None:
-        """Take a slot if one is free now and nobody is queued for one.
-
-        Returns:
-            The generation, as from :meth:`acquire`, or ``None`` if the caller must
-            ``await acquire()`` instead.
-        """
-        if self._waiters or self._in_flight >= self._current:
-            return None
-        self._in_flight += 1
-        self._max_in_flight = max(self._max_in_flight, self._in_flight)
-        return self._generation
-
-    async def acquire(self) -> int:
-        """Wait for a slot (first come, first served) and take it.
-
-        Returns:
-            The generation the slot was granted in; pass it to :meth:`throttled`
-            and :meth:`succeeded`.
-        """
-        if not self._waiters and self._in_flight < self._current:
-            self._take()
-            return self._generation
-        waiter = asyncio.get_running_loop().create_future()
-        self._waiters.append(waiter)
-        try:
-            await waiter
-        except asyncio.CancelledError:
-            if waiter.done() and not waiter.cancelled():
-                self.release()  # granted, but the caller is gone: hand it on
-            else:
-                with contextlib.suppress(ValueError):
-                    self._waiters.remove(waiter)
-            raise
-        return self._generation
-
-    def release(self) -> None:
-        """Give a slot back and wake waiters while the limit allows."""
-        self._in_flight -= 1
-        if self._waiters:
-            self._wake()
-
-    def throttled(self, generation: int | None = None) -> bool:
-        """Report that the service refused a call for being too many (HTTP 429).
-
-        Args:
-            generation: The generation of the refused call's slot. ``None`` looks it
-                up from the running task (set by :func:`fan_out` around ``work``) and
-                falls back to the current generation.
-
-        Returns:
-            Whether the limit decreased (a stale signal changes nothing).
-        """
-        if generation is None:
-            generation = self._ticket_generation()
-        if generation < self._generation:
-            return False
-        self._successes = 0
-        if self._current <= self.minimum:
-            return False
-        self._current = max(self.minimum, self._current // 2)
-        self._generation += 1
-        return True
-
-    def succeeded(self, generation: int | None = None) -> bool:
-        """Report a call the service answered normally (anything but a throttle).
-
-        Args:
-            generation: As for :meth:`throttled`.
-
-        Returns:
-            Whether the limit increased.
-        """
-        if generation is None:
-            generation = self._ticket_generation()
-        if generation < self._generation:
-            return False
-        self._successes += 1
-        needed = self._increase_after or min(self._current, self._increase_after_max)
-        if self._successes < needed:
-            return False
-        self._successes = 0
-        if self._current >= self.maximum:
-            return False
-        self._current += 1
-        self._wake()
-        return True
-
-    def _ticket_generation(self) -> int:
-        ticket = _TICKET.get()
-        if ticket is not None and ticket.limit is self:
-            return ticket.generation
-        return self._generation
-
-    def _take(self) -> None:
-        self._in_flight += 1
-        self._max_in_flight = max(self._max_in_flight, self._in_flight)
-
-    def _wake(self) -> None:
-        while self._waiters and self._in_flight < self._current:
-            waiter = self._waiters.popleft()
-            if waiter.done():  # cancelled while queued
-                continue
-            self._take()
-            waiter.set_result(None)
-
-
-def signal_throttle() -> bool:
-    """Tell the fan-out running the current request that the service answered 429.
-
-    Meant for the HTTP retry middleware: call it on every 429, including those it
-    goes on to retry. It finds the limit through a context variable that
-    :func:`fan_out` sets in each of its workers, so it is a no-op outside a bulk
-    job.
-
-    Returns:
-        Whether a limit decreased.
-    """
-    ticket = _TICKET.get()
-    if ticket is None:
-        return False
-    return ticket.limit.throttled(ticket.generation)
 
 
 class Outcome(NamedTuple, Generic[K, V]):
@@ -411,7 +210,7 @@ def fan_out(
     limit = concurrency if isinstance(concurrency, AdaptiveLimit) else AdaptiveLimit(concurrency)
     if window is None:
         window = 4 * limit.maximum
-    _check_positive("window", window)
+    check_positive("window", window)
     if isinstance(max_throttle_retries, bool) or max_throttle_retries < 0:
         raise ValueError(f"max_throttle_retries must be >= 0, got {max_throttle_retries!r}")
     job = _Job(
@@ -442,31 +241,6 @@ async def cancel_and_wait(tasks: Iterable[asyncio.Task[Any]]) -> None:
 
 def _is_rate_limited(error: Exception) -> bool:
     return isinstance(error, RateLimitedError)
-
-
-def _check_positive(name: str, value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-
-
-class _Ticket:
-    """A worker's limit and the generation of the slot it holds now.
-
-    Each worker sets one in its own context once and updates ``generation`` when
-    it takes a slot: cheaper than setting context variables around every call.
-    Tasks that ``work`` starts inherit the ticket, so a signal from one that
-    outlives its call is counted against the worker's current slot.
-    """
-
-    __slots__ = ("generation", "limit")
-
-    def __init__(self, limit: AdaptiveLimit) -> None:
-        self.limit = limit
-        self.generation = limit.generation
-
-    def signal(self) -> None:
-        """Report a throttle for the slot held now (the ``throttle_hook`` callback)."""
-        self.limit.throttled(self.generation)
 
 
 class _Job(Generic[K, V, R]):
@@ -641,9 +415,9 @@ class _Job(Generic[K, V, R]):
         work = self._work
         seen = self._seen
         validate = self._validate
-        ticket = _Ticket(limit)
+        ticket = Ticket(limit)
         # Set once: the worker's context is its own, and the ticket follows its slots.
-        _TICKET.set(ticket)
+        TICKET.set(ticket)
         if self._throttle_hook is not None:
             self._throttle_hook.set(ticket.signal)
         while True:
@@ -745,7 +519,7 @@ class _Job(Generic[K, V, R]):
         return None
 
     async def _settle(
-        self, ticket: _Ticket, seq: int, key: K, error: Exception, generation: int
+        self, ticket: Ticket, seq: int, key: K, error: Exception, generation: int
     ) -> None:
         """Report a failed attempt, retrying a throttled key under the shrunk limit."""
         limit = self._limit
