@@ -106,7 +106,8 @@ class CallsClient:
             ``https://{space}/api/laml/2010-04-01``. Plain ``http://`` is refused
             unless the host is loopback or ``allow_insecure_http`` is set.
         retry: How failed attempts are retried (:class:`RetryPolicy`).
-        timeout: Seconds each attempt may take, connect and read included.
+        timeout: Seconds each attempt may take, connect and read included (an
+            attempt is cut off between 1x and 1.25x this, by one shared timer).
         max_connections: Size of the connection pool.
         session: A caller-owned :class:`aiohttp.ClientSession` to use instead of an
             owned one; it is never closed by this client. Its own middlewares are
