@@ -155,66 +155,71 @@ class AttemptsExhaustedError(Exception):
         self.attempts = attempts
 
 
-class _Attempt:
-    """One attempt under watch: its task, its deadline, and whether it was cut off."""
-
-    __slots__ = ("deadline", "expired", "task")
-
-    def __init__(self, task: asyncio.Task[Any], deadline: float) -> None:
-        self.task = task
-        self.deadline = deadline
-        self.expired = False
-
-
 class _Watchdog:
     """Cancel attempts that outlive the timeout, with one timer for all of them.
 
     ``asyncio.timeout()`` schedules and cancels a timer handle for every request,
     which measured as a tenth of a lookup's cost at high concurrency. Here an
-    attempt only joins and leaves a set; one timer, ticking every quarter of the
-    timeout while attempts are running, cancels those past their deadline. So an
-    attempt is cut off between ``timeout`` and ``1.25 * timeout`` after it starts.
-    Cancellation is turned into ``TimeoutError`` by the attempt, as
-    ``asyncio.timeout()`` does (the task's ``uncancel()`` tells ours from a caller's).
+    attempt only records its task and the current *epoch* (a counter one timer
+    advances every quarter of the timeout while attempts run), and the timer
+    cancels the tasks whose attempt began five epochs ago: so an attempt is cut
+    off between ``timeout`` and ``1.25 * timeout`` after it starts, without a
+    clock read or an object per attempt. Cancellation is turned into
+    ``TimeoutError`` by the attempt, as ``asyncio.timeout()`` does (the task's
+    ``uncancel()`` tells ours from a caller's).
     """
 
-    __slots__ = ("_active", "_handle", "_loop", "_tick", "timeout")
+    __slots__ = ("_active", "_epoch", "_expired", "_handle", "_loop", "_tick", "timeout")
+
+    #: Epochs (quarters of the timeout) an attempt may span before it is cut off.
+    _SPAN = 5
 
     def __init__(self, timeout: float) -> None:
         self.timeout = timeout
         self._tick = timeout / 4
-        self._active: set[_Attempt] = set()
+        self._active: dict[asyncio.Task[Any], int] = {}
+        self._expired: set[asyncio.Task[Any]] = set()
+        self._epoch = 0
         self._handle: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    def enter(self) -> _Attempt:
+    def enter(self) -> asyncio.Task[Any]:
+        """Start watching the running task's attempt; pass the task to :meth:`leave`."""
         loop = asyncio.get_running_loop()
         task = asyncio.current_task(loop)
         if task is None:  # pragma: no cover - aiohttp always runs requests in a task
             raise RuntimeError("an attempt must run inside a task")
-        entry = _Attempt(task, loop.time() + self.timeout)
-        self._active.add(entry)
         if self._handle is None or self._loop is not loop:
+            # The timer is idle: a new epoch starts now, so that the first one is whole.
             self._loop = loop
-            self._handle = loop.call_at(entry.deadline, self._check)
-        return entry
+            self._epoch += 1
+            self._handle = loop.call_later(self._tick, self._check)
+        self._active[task] = self._epoch
+        return task
 
-    def leave(self, entry: _Attempt) -> None:
-        self._active.discard(entry)
-        if not self._active and self._handle is not None:
-            self._handle.cancel()
-            self._handle = None
+    def expired(self, task: asyncio.Task[Any]) -> bool:
+        """Whether the watchdog cancelled ``task``'s attempt (call before :meth:`leave`)."""
+        return task in self._expired
+
+    def leave(self, task: asyncio.Task[Any]) -> None:
+        """Stop watching ``task``'s attempt."""
+        del self._active[task]
+        if self._expired:
+            self._expired.discard(task)
 
     def _check(self) -> None:
-        loop = self._loop
-        if loop is None:  # pragma: no cover - only scheduled with a loop
+        self._epoch += 1
+        if not self._active:  # idle: stop ticking until the next attempt
+            self._handle = None
             return
-        now = loop.time()
-        for entry in self._active:
-            if not entry.expired and entry.deadline <= now:
-                entry.expired = True
-                entry.task.cancel()
-        self._handle = loop.call_at(now + self._tick, self._check) if self._active else None
+        stale = self._epoch - self._SPAN
+        for task, epoch in self._active.items():
+            if epoch <= stale and task not in self._expired:
+                self._expired.add(task)
+                task.cancel()
+        loop = self._loop
+        assert loop is not None  # noqa: S101 - set by enter() before any tick
+        self._handle = loop.call_later(self._tick, self._check)
 
 
 @attrs.define(eq=False)
@@ -245,11 +250,14 @@ class RetryMiddleware:
         retryable = request.method in ("GET", "HEAD")
         attempts = policy.attempts if retryable else 1
         attempt = 0
+        if self.timeout is not None and self._watchdog is None:
+            self._watchdog = _Watchdog(self.timeout)
+        watch = self._watchdog
         while True:
             attempt += 1
             self.attempts_made += 1
             try:
-                response = await self._attempt(request, handler)
+                response = await self._attempt(request, handler, watch)
             except _RETRYABLE_ERRORS as err:
                 if attempt >= attempts or request.session.closed:
                     raise AttemptsExhaustedError(attempt) from err
@@ -281,36 +289,45 @@ class RetryMiddleware:
             await self.sleep(wait)
 
     async def _attempt(
-        self, request: aiohttp.ClientRequest, handler: ClientHandlerType
+        self,
+        request: aiohttp.ClientRequest,
+        handler: ClientHandlerType,
+        watch: _Watchdog | None,
     ) -> aiohttp.ClientResponse:
+        """Send once and read the body, under the watchdog; one frame for the usual case."""
         if self.limiter is not None:
             await self.limiter.acquire()
         if request.session.closed:  # aclose() ran during a backoff: aiohttp would assert
             raise aiohttp.ClientConnectionError("the client was closed")
-        if self.timeout is None:
-            return await self._send(request, handler)
-        watch = self._watchdog
-        if watch is None:
-            watch = self._watchdog = _Watchdog(self.timeout)
-        entry = watch.enter()
+        task = watch.enter() if watch is not None else None
         try:
-            return await self._send(request, handler)
+            response = await handler(request)
+            try:
+                length = response.content_length
+                if (
+                    length is not None
+                    and length <= self.max_body_size
+                    and not response.headers.get("Content-Encoding")
+                ):
+                    await response.read()  # the usual case, in one go
+                else:
+                    await self._read_capped(response)
+            except BaseException:
+                response.close()
+                raise
         except asyncio.CancelledError:
-            if entry.expired and entry.task.uncancel() == 0:
+            # ours, and not also cancelled by a caller
+            if (
+                watch is not None
+                and task is not None
+                and watch.expired(task)
+                and task.uncancel() == 0
+            ):
                 raise TimeoutError(f"the attempt took longer than {self.timeout}s") from None
             raise
         finally:
-            watch.leave(entry)
-
-    async def _send(
-        self, request: aiohttp.ClientRequest, handler: ClientHandlerType
-    ) -> aiohttp.ClientResponse:
-        response = await handler(request)
-        try:
-            await self._read_capped(response)
-        except BaseException:
-            response.close()
-            raise
+            if watch is not None and task is not None:
+                watch.leave(task)
         return response
 
     async def _read_capped(self, response: aiohttp.ClientResponse) -> None:
