@@ -81,7 +81,11 @@ async def _one_variant(url: str, sids: list[str], kind: str, fn: Variant | None)
     else:
         middleware = RetryMiddleware(policy=RetryPolicy(), timeout=30.0, max_body_size=1 << 20)
         session = build_session(
-            middleware=middleware, max_connections=100, connect_timeout=30.0, ssl=True
+            middleware=middleware,
+            headers=headers,
+            max_connections=100,
+            connect_timeout=30.0,
+            ssl=True,
         )
     async with session:
         await measure._pool(sids[:300], 100, lambda s: fn(session, s))  # noqa: SLF001

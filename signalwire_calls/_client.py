@@ -168,12 +168,16 @@ class CallsClient:
             limiter=_make_limiter(rate_limit),
         )
         self._rate_limit = rate_limit
-        self._slots = asyncio.Semaphore(max_connections)
+        self._slots = AdaptiveLimit(max_connections, minimum=max_connections)
         self._session = session
         self._owns_session = session is None
         self._closed = False
         base = str(self._settings.base_url).rstrip("/")
         self._calls_url = f"{base}/Accounts/{self._settings.project_id}/Calls"
+        # A lookup's URL is this one with the SID appended to its (encoded) path:
+        # cheaper than parsing a new string per request.
+        self._calls_base = URL(self._calls_url, encoded=True)
+        self._calls_path = self._calls_base.raw_path + "/"
         # What a server could echo back (a proxy's error page, a debug body): scrubbed
         # from every body before any of it can reach an error message or a log.
         basic = self._settings.authorization.removeprefix("Basic ")
@@ -184,6 +188,10 @@ class CallsClient:
             "Accept": "application/json",
             "User-Agent": user_agent(),
         }
+        # An owned session carries the headers and the middleware itself; a
+        # caller's session gets them with each request.
+        self._request_headers = None if self._owns_session else self._headers
+        self._request_middlewares = None if self._owns_session else (self._middleware,)
 
     @classmethod
     def from_env(cls, **overrides: Any) -> CallsClient:
@@ -261,6 +269,7 @@ class CallsClient:
             asyncio.get_running_loop()  # the session must belong to the running loop
             session = build_session(
                 middleware=self._middleware,
+                headers=self._headers,
                 max_connections=self._max_connections,
                 connect_timeout=self._timeout,
                 ssl=self._ssl,
@@ -270,7 +279,7 @@ class CallsClient:
 
     # ---------------------------------------------------------------- requests
 
-    async def _get(self, url: str, *, sid: str | None = None) -> Any:
+    async def _get(self, url: str | URL, *, sid: str | None = None) -> Any:
         """GET ``url`` (already encoded) and return its decoded JSON body.
 
         Raises:
@@ -279,21 +288,24 @@ class CallsClient:
             DecodeError: A 2xx body that is not JSON.
         """
         session = self._ensure_session()
+        if isinstance(url, str):
+            url = URL(url, encoded=True)
+        # Hold one of max_connections slots before the first attempt starts, so
+        # that waiting for a pooled connection never eats into an attempt's
+        # timeout (a user may gather thousands of get_call at once).
+        slots = self._slots
+        if slots.try_acquire() is None:
+            await slots.acquire()
         try:
-            # Hold one of max_connections slots before the first attempt starts, so
-            # that waiting for a pooled connection never eats into an attempt's
-            # timeout (a user may gather thousands of get_call at once).
-            async with (
-                self._slots,
-                session.get(
-                    URL(url, encoded=True),
-                    headers=self._headers,
-                    allow_redirects=False,
-                    ssl=self._ssl,
-                    middlewares=None if self._owns_session else (self._middleware,),
-                ) as response,
-            ):
-                body = await response.read()
+            response = await session.get(
+                url,
+                headers=self._request_headers,
+                allow_redirects=False,
+                ssl=self._ssl,
+                middlewares=self._request_middlewares,
+            )
+            try:
+                body = await response.read()  # already read, capped, by the middleware
                 status = response.status
                 if status < 300:  # noqa: PLR2004
                     try:
@@ -302,6 +314,8 @@ class CallsClient:
                         content_type = response.content_type
                     raise self._not_json(url, sid, content_type, body)
                 retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            finally:
+                response.release()
         except AttemptsExhaustedError as exhausted:
             err = exhausted.__cause__
             shown = _without_query(url)
@@ -321,6 +335,8 @@ class CallsClient:
             raise TransportError(
                 f"GET {shown}{_for(sid)} failed: {type(err).__name__}: {err}", url=shown
             ) from err
+        finally:
+            slots.release()
         # Redirects are never followed, so a 3xx is an error too. The body is
         # scrubbed here, on the error path only: a server (or proxy) that echoes
         # the credentials must not get them into a message or a log.
@@ -333,7 +349,7 @@ class CallsClient:
             token=None,
         )
 
-    def _not_json(self, url: str, sid: str | None, content_type: str, body: bytes) -> DecodeError:
+    def _not_json(self, url: URL, sid: str | None, content_type: str, body: bytes) -> DecodeError:
         start = _scrub(body[:200], self._secrets)[:40]
         return DecodeError(
             f"GET {_without_query(url)}{_for(sid)}: expected a JSON body, got "
@@ -366,13 +382,18 @@ class CallsClient:
             TransportError: The API could not be reached, after retries.
             DecodeError: The API's answer is not a valid call.
         """
-        check_sid(sid)
-        data = await self._get(f"{self._calls_url}/{sid}", sid=sid)
+        return await self._fetch_call(check_sid(sid))
+
+    async def _fetch_call(self, sid: str) -> Call:
+        """:meth:`get_call` for a SID already checked (the bulk jobs check theirs first)."""
+        data = await self._get(
+            self._calls_base.with_path(self._calls_path + sid, encoded=True), sid=sid
+        )
         try:
             call = structure_call(data)
         except DecodeError as err:
             raise self._scrubbed(err) from None
-        if call.sid.lower() != sid.lower():
+        if call.sid != sid and call.sid.lower() != sid.lower():
             mismatch = f"Asked for call {sid} but the API returned call {call.sid}"
             raise self._scrubbed(DecodeError(mismatch, field="$.sid", sid=sid))
         return call
@@ -432,7 +453,7 @@ class CallsClient:
         limit = AdaptiveLimit(concurrency, increase_after_max=_GROWTH_STEP)
         return fan_out(
             sids,
-            self.get_call,
+            self._fetch_call,  # fan_out checks each SID first, with check_sid
             concurrency=limit,
             ordered=ordered,
             validate=check_sid,
@@ -580,8 +601,8 @@ class CallsClient:
         return calls, next_uri
 
 
-def _without_query(url: str) -> str:
-    return url.split("?", 1)[0]
+def _without_query(url: URL) -> str:
+    return str(url.with_query(None))
 
 
 def _for(sid: str | None) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ssl as _ssl
+from collections.abc import Mapping
 
 import aiohttp
 
@@ -21,6 +22,7 @@ def user_agent() -> str:
 def build_session(
     *,
     middleware: RetryMiddleware,
+    headers: Mapping[str, str],
     max_connections: int,
     connect_timeout: float | None,
     ssl: _ssl.SSLContext | bool,
@@ -44,6 +46,7 @@ def build_session(
         connector=connector,
         timeout=aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout),
         middlewares=(middleware,),
+        headers=headers,
         raise_for_status=False,
         trust_env=False,
         cookie_jar=aiohttp.DummyCookieJar(),
