@@ -327,7 +327,10 @@ class _Job(Generic[K, V, R]):
                     while results:
                         outcome = results.popleft()
                         yielded += 1
-                        self._release_window()
+                        if self._window_waiters:
+                            self._release_window()
+                        else:
+                            self._window_free += 1
                         yield outcome
                 if self._error is not None:
                     raise self._error
@@ -452,9 +455,10 @@ class _Job(Generic[K, V, R]):
             seq = self._count
             self._count += 1
             if validate is not None:
-                error = self._check(key)
-                if error is not None:
-                    self._emit(seq, key, None, error)
+                try:
+                    validate(key)
+                except Exception as exc:  # noqa: BLE001 - the validator's verdict, whatever its type
+                    self._emit(seq, key, None, exc)
                     await self._pause_in_streak()
                     continue
             self._streak = 0
@@ -509,14 +513,6 @@ class _Job(Generic[K, V, R]):
         if self._streak >= _YIELD_EVERY:
             self._streak = 0
             await asyncio.sleep(0)
-
-    def _check(self, key: K) -> Exception | None:
-        assert self._validate is not None  # noqa: S101 - only called with a validator
-        try:
-            self._validate(key)
-        except Exception as exc:  # noqa: BLE001 - the validator's verdict, whatever its type
-            return exc
-        return None
 
     async def _settle(
         self, ticket: Ticket, seq: int, key: K, error: Exception, generation: int

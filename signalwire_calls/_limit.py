@@ -73,6 +73,7 @@ class AdaptiveLimit:
         self._generation = 0
         self._successes = 0
         self._waiters: deque[asyncio.Future[None]] = deque()
+        self._needed = self._successes_needed()
 
     @property
     def current(self) -> int:
@@ -161,6 +162,7 @@ class AdaptiveLimit:
         if self._current <= self.minimum:
             return False
         self._current = max(self.minimum, self._current // 2)
+        self._needed = self._successes_needed()
         self._generation += 1
         return True
 
@@ -178,15 +180,18 @@ class AdaptiveLimit:
         if generation < self._generation:
             return False
         self._successes += 1
-        needed = self._increase_after or min(self._current, self._increase_after_max)
-        if self._successes < needed:
+        if self._successes < self._needed:
             return False
         self._successes = 0
         if self._current >= self.maximum:
             return False
         self._current += 1
+        self._needed = self._successes_needed()
         self._wake()
         return True
+
+    def _successes_needed(self) -> int:
+        return self._increase_after or min(self._current, self._increase_after_max)
 
     def _ticket_generation(self) -> int:
         ticket = TICKET.get()
