@@ -354,3 +354,36 @@ async def test_gathered_lookups_beyond_pool_do_not_time_out(fake):
         calls = await asyncio.gather(*(client.get_call(s) for s in fake.call_sids[:60]))
     assert fake.call_sids[:60] == [c.sid for c in calls]
     assert fake.max_in_flight <= 2
+
+
+async def test_broken_bodies_become_results_and_count_as_failed(scripted):
+    """A body that is not a call, or is another call, is that SID's DecodeError; the rest succeed."""
+    from conftest import PROJECT, TOKEN, Reply, sample
+
+    call = sample("call_real_2024.json")
+    good, broken, other = (f"{n:08d}-2a6b-4f3e-8c12-5b9a0e6f3d21" for n in range(3))
+
+    def answer(request):
+        sid = request.path.rsplit("/", 1)[-1]
+        if sid == broken:
+            return Reply(200, {**call, "sid": sid, "duration": "five"})
+        if sid == other:
+            return Reply(200, {**call, "sid": good})
+        return Reply(200, {**call, "sid": sid})
+
+    scripted.default = answer
+    progress = []
+    async with swc.CallsClient(PROJECT, TOKEN, base_url=scripted.base_url) as client:
+        results = {
+            r.sid: r
+            async for r in client.get_calls(
+                [good, broken, other], concurrency=3, on_progress=progress.append
+            )
+        }
+    assert good == results[good].call.sid
+    assert isinstance(results[broken].error, swc.DecodeError)
+    assert "$.duration" == results[broken].error.field
+    assert broken in str(results[broken].error)
+    assert isinstance(results[other].error, swc.DecodeError)
+    assert "$.sid" == results[other].error.field
+    assert (3, 2) == (progress[-1].done, progress[-1].failed)
