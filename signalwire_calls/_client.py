@@ -287,7 +287,9 @@ class CallsClient:
             TransportError: No answer, after retries.
             DecodeError: A 2xx body that is not JSON.
         """
-        session = self._ensure_session()
+        session = self._session
+        if session is None or self._closed:
+            session = self._ensure_session()
         if isinstance(url, str):
             url = URL(url, encoded=True)
         # Hold one of max_connections slots before the first attempt starts, so

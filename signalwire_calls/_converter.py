@@ -572,7 +572,7 @@ def structure_call(data: Any) -> Call:
         DecodeError: ``data`` is not an object, lacks a string ``sid``, lacks a
             required field, or has a known field of the wrong type.
     """
-    if not isinstance(data, Mapping):
+    if type(data) is not dict and not isinstance(data, Mapping):  # the ABC check is slower
         raise DecodeError(f"Expected a JSON object for a call, got {_describe(data)}")
     sid = data.get("sid")
     if type(sid) is not str:
@@ -580,7 +580,8 @@ def structure_call(data: Any) -> Call:
             f"Invalid response: the call has no string 'sid' (got {_describe(sid)})",
             field="$.sid",
         )
-    keys, unknown = _shape(data)
+    shape = _KEYS_CACHE.get(tuple(data))
+    keys, unknown = shape if shape is not None else _shape(data)
     try:
         return _structure_common(data, keys, unknown)
     except (TypeError, ValueError, KeyError, AttributeError, OverflowError):

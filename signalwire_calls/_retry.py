@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import aiohttp
 import attrs
+from aiohttp import hdrs
 
 from signalwire_calls._errors import ConfigError, DecodeError
 
@@ -183,9 +184,8 @@ class _Watchdog:
         self._handle: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    def enter(self) -> asyncio.Task[Any]:
+    def enter(self, loop: asyncio.AbstractEventLoop) -> asyncio.Task[Any]:
         """Start watching the running task's attempt; pass the task to :meth:`leave`."""
-        loop = asyncio.get_running_loop()
         task = asyncio.current_task(loop)
         if task is None:  # pragma: no cover - aiohttp always runs requests in a task
             raise RuntimeError("an attempt must run inside a task")
@@ -271,7 +271,7 @@ class RetryMiddleware:
                     listener = throttle_listener.get()
                     if listener is not None:
                         listener()
-                hint = parse_retry_after(response.headers.get("Retry-After"))
+                hint = parse_retry_after(response.headers.get(hdrs.RETRY_AFTER))
                 if attempt >= attempts or (hint is not None and hint > policy.max_retry_after):
                     return response  # the caller maps it; a too-long hint is not slept on
                 wait = hint if hint is not None else policy.backoff(attempt, self.rng)
@@ -299,7 +299,7 @@ class RetryMiddleware:
             await self.limiter.acquire()
         if request.session.closed:  # aclose() ran during a backoff: aiohttp would assert
             raise aiohttp.ClientConnectionError("the client was closed")
-        task = watch.enter() if watch is not None else None
+        task = watch.enter(request.loop) if watch is not None else None
         try:
             response = await handler(request)
             try:
@@ -307,7 +307,7 @@ class RetryMiddleware:
                 if (
                     length is not None
                     and length <= self.max_body_size
-                    and not response.headers.get("Content-Encoding")
+                    and not response.headers.get(hdrs.CONTENT_ENCODING)
                 ):
                     await response.read()  # the usual case, in one go
                 else:
@@ -341,7 +341,7 @@ class RetryMiddleware:
             )
         # Content-Length counts the encoded bytes: a compressed body can inflate far
         # past the cap (a "zip bomb"), so only an unencoded one is read in one go.
-        if length is not None and not response.headers.get("Content-Encoding"):
+        if length is not None and not response.headers.get(hdrs.CONTENT_ENCODING):
             await response.read()
             return
         chunks: list[bytes] = []

@@ -36,8 +36,7 @@ def build_session(
     ``.netrc`` from the environment sees the Authorization header unasked.
     """
     connector = aiohttp.TCPConnector(
-        limit=max_connections,
-        limit_per_host=max_connections,
+        limit=max_connections,  # every request goes to the one API host: no per-host limit
         ssl=ssl,
         keepalive_timeout=30.0,
         ttl_dns_cache=300,
