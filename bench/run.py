@@ -139,6 +139,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
         # ---- interleaved rounds
         rounds: dict[str, list[float]] = {k: [] for k in contenders}
+        cpu: dict[str, dict[str, list[float]]] = {k: {"user": [], "sys": []} for k in contenders}
         for r in range(args.rounds):
             for key in contenders:
                 runner = measure.RUNNERS[key]
@@ -147,13 +148,24 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                 )
                 rate = args.lookups / elapsed
                 rounds[key].append(rate)
-                print(f"  round {r + 1} ({key}) {NAMES[key]:30} {rate:9,.0f} lookups/s", flush=True)
+                user, system = (measure.LAST_CPU[k] / args.lookups * 1e6 for k in ("user", "sys"))
+                cpu[key]["user"].append(user)
+                cpu[key]["sys"].append(system)
+                print(
+                    f"  round {r + 1} ({key}) {NAMES[key]:30} {rate:9,.0f} lookups/s"
+                    f"   cpu {user:5.1f} user + {system:4.1f} sys µs/lookup",
+                    flush=True,
+                )
         med = {k: statistics.median(v) for k, v in rounds.items()}
         ratios = {"b/a": med["b"] / med["a"], "b/c": med["b"] / med["c"]}
         if "d" in med:
             ratios["d/b"] = med["d"] / med["b"]
             ratios["d/c"] = med["d"] / med["c"]
+        cpu_med = {
+            k: {part: statistics.median(v) for part, v in parts.items()} for k, parts in cpu.items()
+        }
         results["throughput"] = {"rounds": rounds, "median": med, "ratios": ratios}
+        results["cpu_us_per_lookup"] = {"rounds": cpu, "median": cpu_med}
 
         # ---- latency on an idle client
         if args.latency:
@@ -211,6 +223,16 @@ def print_table(results: dict[str, Any]) -> None:
             "" if goal is None else f"  (goal >= {goal}: {'met' if value >= goal else 'NOT met'})"
         )
         print(f"    {name:5} {value:5.2f}{verdict}")
+    if "cpu_us_per_lookup" in results:
+        print()
+        med = results["cpu_us_per_lookup"]["median"]
+        for key, parts in med.items():
+            print(
+                f"    cpu ({key}) {parts['user']:5.1f} user + {parts['sys']:4.1f} sys µs per lookup"
+            )
+        a_b = med["a"]["user"] / med["b"]["user"]
+        c_b = med["c"]["user"] / med["b"]["user"]
+        print(f"    user-CPU ratios (the steadier view): a/b {a_b:.2f}  c/b {c_b:.2f}")
     if "latency_us" in results:
         print()
         for key, q in results["latency_us"].items():
@@ -237,6 +259,9 @@ def write(results: dict[str, Any], out: Path) -> None:
         conc = results["config"]["concurrency"]
         for key, rate in results["throughput"]["median"].items():
             w.writerow(["throughput_median", key, conc, f"{rate:.1f}", "lookups/s"])
+        for key, parts in results.get("cpu_us_per_lookup", {}).get("median", {}).items():
+            for part, value in parts.items():
+                w.writerow([f"cpu_{part}_median", key, conc, f"{value:.2f}", "us/lookup"])
         for key, rates in results.get("sweep", {}).items():
             for level, rate in rates.items():
                 w.writerow(["sweep", key, level, f"{rate:.1f}", "lookups/s"])
