@@ -257,25 +257,21 @@ class RetryMiddleware:
             attempt += 1
             self.attempts_made += 1
             try:
-                response = await self._attempt(request, handler, watch)
+                response = await self._attempt(request, handler, watch, waited=attempt > 1)
+            except aiohttp.ClientSSLError:
+                raise  # a certificate or TLS setup error: no retry will change it
             except _RETRYABLE_ERRORS as err:
                 if attempt >= attempts or request.session.closed:
                     raise AttemptsExhaustedError(attempt) from err
                 wait = policy.backoff(attempt, self.rng)
                 reason = "timed out" if isinstance(err, TimeoutError) else repr(err)
             else:
-                status = response.status
-                if status not in RETRY_STATUSES or not retryable:
+                if response.status not in RETRY_STATUSES or not retryable:
                     return response
-                if status == 429:  # noqa: PLR2004
-                    listener = throttle_listener.get()
-                    if listener is not None:
-                        listener()
-                hint = parse_retry_after(response.headers.get(hdrs.RETRY_AFTER))
-                if attempt >= attempts or (hint is not None and hint > policy.max_retry_after):
-                    return response  # the caller maps it; a too-long hint is not slept on
-                wait = hint if hint is not None else policy.backoff(attempt, self.rng)
-                reason = f"HTTP {status}"
+                hinted = self._wait_after(response, attempt, attempts)
+                if hinted is None:
+                    return response  # the caller maps it
+                wait, reason = hinted, f"HTTP {response.status}"
             self.retries += 1
             log.debug(
                 "Retrying %s %s in %.2fs (attempt %d of %d failed: %s)",
@@ -288,16 +284,36 @@ class RetryMiddleware:
             )
             await self.sleep(wait)
 
+    def _wait_after(
+        self, response: aiohttp.ClientResponse, attempt: int, attempts: int
+    ) -> float | None:
+        """Return how long to wait before retrying a retryable status, or ``None`` to stop."""
+        if response.status == 429:  # noqa: PLR2004
+            listener = throttle_listener.get()
+            if listener is not None:
+                listener()
+        hint = parse_retry_after(response.headers.get(hdrs.RETRY_AFTER))
+        if attempt >= attempts or (hint is not None and hint > self.policy.max_retry_after):
+            return None  # out of attempts, or a too-long hint that is not slept on
+        return hint if hint is not None else self.policy.backoff(attempt, self.rng)
+
     async def _attempt(
         self,
         request: aiohttp.ClientRequest,
         handler: ClientHandlerType,
         watch: _Watchdog | None,
+        *,
+        waited: bool,
     ) -> aiohttp.ClientResponse:
-        """Send once and read the body, under the watchdog; one frame for the usual case."""
+        """Send once and read the body, under the watchdog; one frame for the usual case.
+
+        ``waited``: a backoff came before this attempt, so the session may have
+        been closed meanwhile (aiohttp checks it before the first attempt).
+        """
         if self.limiter is not None:
             await self.limiter.acquire()
-        if request.session.closed:  # aclose() ran during a backoff: aiohttp would assert
+            waited = True
+        if waited and request.session.closed:  # aclose() ran meanwhile: aiohttp would assert
             raise aiohttp.ClientConnectionError("the client was closed")
         task = watch.enter(request.loop) if watch is not None else None
         try:

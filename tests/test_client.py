@@ -333,3 +333,54 @@ async def test_rate_limit_spaces_requests(scripted):
     window = [t for t in stamps if t < stamps[0] + 1.0]
     assert len(stamps) == 25
     assert len(window) <= 20
+
+
+# ----------------------------------------------------------------------- TLS
+
+
+@pytest.fixture
+async def tls_server():
+    """An HTTPS loopback server with a certificate from a test CA; yields (base_url, ca)."""
+    import trustme
+    from aiohttp import web
+    from aiohttp.test_utils import TestServer
+
+    ca = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_context)
+
+    async def handle(request):
+        return web.json_response({**CALL, "sid": request.match_info["sid"]})
+
+    app = web.Application()
+    app.router.add_get("/api/laml/2010-04-01/Accounts/{project}/Calls/{sid}", handle)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server(ssl=server_context)
+    try:
+        yield f"https://127.0.0.1:{server.port}/api/laml/2010-04-01", ca
+    finally:
+        await server.close()
+
+
+async def test_tls_verification_is_on_by_default(tls_server):
+    """A certificate from an unknown CA is refused at once (never retried): a TransportError."""
+    base_url, _ = tls_server
+    async with swc.CallsClient(PROJECT, TOKEN, base_url=base_url) as client:
+        with pytest.raises(swc.TransportError, match=r"(?i)certificate") as info:
+            await client.get_call(SID)
+        assert 0 == client._middleware.retries
+    assert "attempt" not in str(info.value)  # not "failed after N attempt(s)"
+
+
+async def test_custom_ssl_context_is_used_for_tls(tls_server):
+    """The ssl= context (trusting the test CA) is what verifies the server, owned session or not."""
+    base_url, ca = tls_server
+    context = ssl.create_default_context()
+    ca.configure_trust(context)
+    async with swc.CallsClient(PROJECT, TOKEN, base_url=base_url, ssl=context) as client:
+        assert SID == (await client.get_call(SID)).sid
+    async with (
+        aiohttp.ClientSession() as session,
+        swc.CallsClient(PROJECT, TOKEN, base_url=base_url, ssl=context, session=session) as client,
+    ):
+        assert SID == (await client.get_call(SID)).sid
