@@ -190,8 +190,11 @@ class CallsClient:
         }
         # An owned session carries the headers and the middleware itself; a
         # caller's session gets them with each request.
-        self._request_headers = None if self._owns_session else self._headers
-        self._request_middlewares = None if self._owns_session else (self._middleware,)
+        self._request_options: dict[str, Any] = (
+            {}
+            if self._owns_session
+            else {"headers": self._headers, "ssl": self._ssl, "middlewares": (self._middleware,)}
+        )
 
     @classmethod
     def from_env(cls, **overrides: Any) -> CallsClient:
@@ -299,13 +302,7 @@ class CallsClient:
         if slots.try_acquire() is None:
             await slots.acquire()
         try:
-            response = await session.get(
-                url,
-                headers=self._request_headers,
-                allow_redirects=False,
-                ssl=self._ssl,
-                middlewares=self._request_middlewares,
-            )
+            response = await session.get(url, allow_redirects=False, **self._request_options)
             try:
                 body = await response.read()  # already read, capped, by the middleware
                 status = response.status
