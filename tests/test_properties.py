@@ -20,6 +20,7 @@ import pytest
 import signalwire_calls as swc
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from signalwire_calls import _converter
 from signalwire_calls._converter import format_date, parse_date
 from signalwire_calls._retry import parse_retry_after
 
@@ -252,6 +253,82 @@ def test_any_corrupted_field_gives_a_call_or_a_decode_error(data):
         error = None
         assert data == call.to_dict()
     assert error is None or (error.field.startswith("$") and str(error))
+
+
+def _both_paths(data: dict[str, Any]) -> tuple[Any, Any]:
+    """Structure ``data`` as structure_call does, and through the general (cattrs) path only."""
+
+    def outcome(build: Any) -> Any:
+        try:
+            call = build()
+        except swc.DecodeError as err:
+            return ("error", str(err), err.field)
+        return ("call", call, call._keys, call._raw, json.dumps(call.to_dict()))
+
+    keys, unknown, _ = _converter._shape(data)
+    fast = outcome(lambda: _converter.structure_call(data))
+    general = outcome(lambda: _converter._structure_general(data, data["sid"], keys, unknown))
+    return fast, general
+
+
+REAL_2024 = json.loads((SAMPLES / "call_real_2024.json").read_text())
+OPT_STR = st.none() | st.text(max_size=12)
+WIRE_DATES = st.datetimes(
+    min_value=datetime(1970, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)
+).map(format_date)
+
+
+@st.composite
+def service_calls(draw: st.DrawFn) -> dict[str, Any]:
+    """Draw a body in the form the service sends, then maybe break or widen one thing in it."""
+    data = dict(REAL_2024)
+    for key in ("date_created", "date_updated"):
+        data[key] = draw(WIRE_DATES)
+    for key in ("start_time", "end_time"):
+        data[key] = draw(st.none() | st.just(data["date_created"]) | WIRE_DATES)
+    data["duration"] = draw(st.integers(0, 10**6))
+    data["price"] = draw(st.none() | st.floats(-1, 1, allow_nan=False) | st.just(0.0106))
+    mos = draw(st.floats(1, 5, allow_nan=False))
+    data["audio_in_mos"] = draw(st.none() | st.just(repr(mos)) | st.just(f"{mos:.2f}"))
+    data["status"] = draw(st.sampled_from(["completed", "initiated", "busy", "x-new"]))
+    data["direction"] = draw(st.sampled_from(["inbound", "outbound-api", "outbound-dial"]))
+    for key in ("parent_call_sid", "answered_by", "caller_name", "annotation", "sip_result_code"):
+        data[key] = draw(OPT_STR)
+    data["to_formatted"] = draw(st.just(data["formatted_to"]) | OPT_STR)
+    if draw(st.booleans()):
+        data["subresource_uris"] = {"notifications": draw(OPT_STR), "recordings": draw(OPT_STR)}
+    if draw(st.booleans()):  # the keys no one has seen yet
+        for key in draw(st.lists(st.sampled_from(_converter._NUMBER_KEYS), unique=True)):
+            data[key] = draw(st.none() | st.integers() | st.floats() | st.text(max_size=4))
+    change = draw(st.sampled_from(["none", "none", "replace", "remove", "extra"]))
+    if change == "replace":
+        data[draw(st.sampled_from(sorted(data)))] = draw(JSON_VALUES | st.text(max_size=31))
+    elif change == "remove":
+        del data[draw(st.sampled_from(sorted(data)))]
+    elif change == "extra":
+        data[draw(st.text(min_size=1, max_size=8))] = draw(JSON_VALUES)
+    return data
+
+
+@PROPS
+@given(
+    service_calls().filter(lambda d: type(d.get("sid")) is str)
+    | real_world_calls()
+    | corrupted_calls().filter(lambda d: type(d.get("sid")) is str)
+)
+def test_fast_path_equals_the_general_path(data):
+    """The hand-written pass for the usual form gives exactly what the cattrs path gives."""
+    fast, general = _both_paths(data)
+    assert general == fast
+
+
+def test_fast_path_is_taken_for_the_real_shape():
+    """The real 2024 body takes the fast pass (no cattrs), and equals the general path."""
+    data = json.loads((SAMPLES / "call_real_2024.json").read_text())
+    keys, unknown, has_audio = _converter._shape(data)
+    assert (unknown, has_audio) == ((), False)
+    fast = _converter._structure_common(data, keys, unknown, has_audio)
+    assert _both_paths(data)[1][1:] == (fast, fast._keys, fast._raw, json.dumps(fast.to_dict()))
 
 
 @PROPS
