@@ -30,7 +30,7 @@ from signalwire_calls._cli_output import CallWriter, Counts, ProgressBar, print_
 from signalwire_calls._client import CallsClient, check_sid
 from signalwire_calls._errors import AuthenticationError, NotFoundError, PermissionDeniedError
 from signalwire_calls._listing import MAX_PAGE_SIZE
-from signalwire_calls._models import Call, CallStatus
+from signalwire_calls._models import Call, CallResult, CallStatus
 
 __all__ = ["cli"]
 
@@ -75,34 +75,53 @@ def get(sids: tuple[str, ...], fmt: str, **conn: Any) -> None:
         say("get: no SIDs to look up")
         sys.exit(EXIT_OK)
     client = make_client(conn)
-    problems = len(wanted.invalid)
+    shown = _Shown(fmt, problems=len(wanted.invalid))
 
-    async def main() -> list[Call]:
-        nonlocal problems
-        calls: list[Call] = []
-        out = sys.stdout.buffer
-        async with client:
+    async def main() -> bool:
+        async def consume() -> None:
             async for result in client.get_calls(wanted.sids, ordered=True):
-                if isinstance(result.error, (AuthenticationError, PermissionDeniedError)):
-                    raise result.error
-                if result.call is None:
-                    problems += 1
-                    reason = (
-                        "no such call"
-                        if isinstance(result.error, NotFoundError)
-                        else describe(result.error)
-                    )
-                    say(f"{result.sid}: {reason}")
-                elif fmt == "table":
-                    calls.append(result.call)
-                else:
-                    CallWriter(out, "jsonl").write(result.call)
-        return calls
+                shown.take(result)
 
-    calls = run_main(main())
-    if fmt == "table" and calls:
-        print_table(calls)
-    sys.exit(EXIT_LOOKUPS if problems else EXIT_OK)
+        async with client:
+            # SIGTERM as well as Ctrl-C: stop cleanly, keeping what has arrived.
+            return await until_signal(consume())
+
+    interrupted = run_main(main())
+    if shown.calls:
+        print_table(shown.calls)
+    if interrupted:
+        say(f"get: interrupted: {shown.found:,} found, {shown.problems:,} not found or failed")
+        sys.exit(EXIT_INTERRUPTED)
+    sys.exit(EXIT_LOOKUPS if shown.problems else EXIT_OK)
+
+
+class _Shown:
+    """What ``get`` has shown: JSON lines as results arrive, or calls kept for a table."""
+
+    def __init__(self, fmt: str, *, problems: int) -> None:
+        self.fmt = fmt
+        self.found = 0
+        self.problems = problems
+        self.calls: list[Call] = []
+        self._out = sys.stdout.buffer
+
+    def take(self, result: CallResult) -> None:
+        if isinstance(result.error, (AuthenticationError, PermissionDeniedError)):
+            raise result.error
+        if result.call is None:
+            self.problems += 1
+            reason = (
+                "no such call"
+                if isinstance(result.error, NotFoundError)
+                else describe(result.error)
+            )
+            say(f"{result.sid}: {reason}")
+            return
+        self.found += 1
+        if self.fmt == "table":
+            self.calls.append(result.call)
+        else:
+            CallWriter(self._out, "jsonl").write(result.call)
 
 
 def _get_sids(args: tuple[str, ...]) -> SidList:

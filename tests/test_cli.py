@@ -136,6 +136,25 @@ async def test_get_reports_missing_and_invalid_sids_and_exits_1(fake):
     assert "Traceback" not in done.stderr
 
 
+async def test_get_stops_cleanly_on_sigterm_keeping_what_arrived():
+    """SIGTERM mid-run exits 130 with a summary; the lines already printed are whole calls."""
+    faults = FaultProfile(hang_rate=0.5, hang_seconds=5, seed=3)
+    async with FakeSignalWire(calls=40, seed=5, faults=faults) as slow:
+        proc = await start_cli("get", *slow.call_sids, env=cli_env(slow))
+        async with asyncio.timeout(30):
+            while len(slow.requests) < len(slow.call_sids):  # noqa: ASYNC110 - no event to wait on
+                await asyncio.sleep(0.02)
+        proc.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(30):
+            out, err = await proc.communicate()
+
+    printed = [json.loads(line) for line in out.decode().splitlines()]
+    assert 130 == proc.returncode
+    assert "Traceback" not in err.decode()
+    assert [slow.calls[sid] for sid in slow.call_sids[: len(printed)]] == printed
+    assert f"get: interrupted: {len(printed)} found" in err.decode()
+
+
 async def test_get_format_table_prints_a_readable_table(fake):
     """`--format table` prints a header and one row per call, with from, to and status."""
     sid = fake.call_sids[1]
