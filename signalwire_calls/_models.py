@@ -7,14 +7,22 @@ Nothing here knows JSON key names, cattrs or HTTP: turning a response into a
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 import attrs
 
-__all__ = ["BulkResult", "Call", "CallDirection", "CallResult", "CallStatus", "SubresourceUris"]
+__all__ = [
+    "BulkResult",
+    "Call",
+    "CallDirection",
+    "CallResult",
+    "CallStatus",
+    "SubresourceUris",
+    "build_call",
+]
 
 
 class CallStatus(enum.StrEnum):
@@ -58,7 +66,7 @@ class SubresourceUris:
     notifications: str | None = None
 
 
-@attrs.frozen(repr=False)
+@attrs.frozen(repr=False, weakref_slot=False)  # no __weakref__: see build_call()
 class Call:
     """One call record of the Calls resource, typed and immutable.
 
@@ -195,3 +203,36 @@ class BulkResult:
             from signalwire_calls._errors import BulkLookupError  # noqa: PLC0415
 
             raise BulkLookupError(dict(self.failed))
+
+
+def _positional_builder(cls: type[Any]) -> Callable[..., Any]:
+    """Return a constructor of ``cls`` (frozen, slotted attrs) taking every field positionally.
+
+    attrs' frozen ``__init__`` sets each slot through ``object.__setattr__``: 1.5 µs
+    for :class:`Call`'s 38 fields. Here a plain class with the very same slots is
+    filled by ordinary attribute stores and then retagged as ``cls`` (``__class__``
+    assignment, which Python allows between identical slot layouts): 0.4 µs. Neither
+    runs validators or converters (``Call`` has none), so the objects are the same;
+    tests compare them. The layouts are identical only without a ``__weakref__`` slot,
+    which is why ``Call`` has none. Should the retagging ever be refused (another
+    Python), this returns ``cls`` itself.
+    """
+    names = [field.name for field in attrs.fields(cls)]
+    twin = type(f"_{cls.__name__}Slots", (), {"__slots__": cls.__slots__})
+    params = ", ".join(names)
+    stores = "".join(f"    o.{name} = {name}\n" for name in names)
+    source = (
+        f"def build({params}):\n    o = new(twin)\n{stores}    o.__class__ = cls\n    return o\n"
+    )
+    namespace: dict[str, Any] = {"new": object.__new__, "twin": twin, "cls": cls}
+    exec(source, namespace)  # noqa: S102 - generated from the class's own field names, as attrs does
+    build: Callable[..., Any] = namespace["build"]
+    try:
+        probe = build(*range(len(names)))
+    except TypeError:  # pragma: no cover - CPython allows it
+        return cls
+    return build if type(probe) is cls else cls
+
+
+#: ``Call(...)`` with every field given positionally, about four times faster.
+build_call: Callable[..., Call] = _positional_builder(Call)

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import copy
 import json
+import pickle
 from datetime import UTC, datetime
 from decimal import Decimal
 
+import attrs
 import pytest
 import signalwire_calls as swc
 from signalwire_calls._converter import format_date, parse_date
+from signalwire_calls._models import build_call
 
 from conftest import sample
 
@@ -175,6 +178,23 @@ def test_call_is_frozen_and_hashable():
     with pytest.raises(AttributeError):
         a.duration = 5  # type: ignore[misc]
     assert not hasattr(a, "__dict__")
+
+
+def test_build_call_gives_the_same_call_as_its_constructor():
+    """build_call (slots filled, then the class retagged) makes a real, frozen, equal Call."""
+    call = swc.Call.from_dict(sample("call_real_2024.json"))
+    values = [getattr(call, field.name) for field in attrs.fields(swc.Call)]
+
+    built, constructed = build_call(*values), swc.Call(*values)
+
+    assert type(built) is swc.Call
+    assert constructed == built
+    assert (hash(constructed), repr(constructed)) == (hash(built), repr(built))
+    assert (constructed._keys, constructed._raw) == (built._keys, built._raw)
+    assert constructed.to_dict() == built.to_dict()
+    assert constructed == pickle.loads(pickle.dumps(built))
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        built.sid = "other"  # type: ignore[misc]
 
 
 def test_call_built_in_code_exports_all_fields():
