@@ -22,6 +22,8 @@ __all__ = [
     "CallStatus",
     "SubresourceUris",
     "build_call",
+    "build_call_result",
+    "build_subresource_uris",
 ]
 
 
@@ -58,7 +60,7 @@ class CallDirection(enum.StrEnum):
     OUTBOUND_DIAL = "outbound-dial"
 
 
-@attrs.frozen
+@attrs.frozen(weakref_slot=False)  # no __weakref__: see build_call()
 class SubresourceUris:
     """Links to a call's sub-resources, as the API returns them (paths, no host)."""
 
@@ -160,7 +162,7 @@ class Call:
         )
 
 
-@attrs.frozen
+@attrs.frozen(weakref_slot=False)  # no __weakref__: see build_call()
 class CallResult:
     """The outcome of one lookup in a bulk job: ``call`` or ``error``, never both.
 
@@ -236,3 +238,7 @@ def _positional_builder(cls: type[Any]) -> Callable[..., Any]:
 
 #: ``Call(...)`` with every field given positionally, about four times faster.
 build_call: Callable[..., Call] = _positional_builder(Call)
+#: ``SubresourceUris(recordings, notifications)``, faster.
+build_subresource_uris: Callable[..., SubresourceUris] = _positional_builder(SubresourceUris)
+#: ``CallResult(sid, call, error)``, faster.
+build_call_result: Callable[..., CallResult] = _positional_builder(CallResult)

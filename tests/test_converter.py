@@ -12,7 +12,7 @@ import attrs
 import pytest
 import signalwire_calls as swc
 from signalwire_calls._converter import format_date, parse_date
-from signalwire_calls._models import build_call
+from signalwire_calls._models import build_call, build_call_result, build_subresource_uris
 
 from conftest import sample
 
@@ -195,6 +195,24 @@ def test_build_call_gives_the_same_call_as_its_constructor():
     assert constructed == pickle.loads(pickle.dumps(built))
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
         built.sid = "other"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("build", "cls", "values"),
+    [
+        (build_subresource_uris, swc.SubresourceUris, ("/x/Recordings", None)),
+        (build_call_result, swc.CallResult, ("sid", None, ValueError("bad"))),
+    ],
+)
+def test_the_other_builders_give_the_same_values(build, cls, values):
+    """The SubresourceUris and CallResult builders make real, frozen, equal instances."""
+    built = build(*values)
+
+    assert type(built) is cls
+    assert [getattr(built, field.name) for field in attrs.fields(cls)] == list(values)
+    assert cls(*values) == built
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        built.sid = "other"  # type: ignore[attr-defined]
 
 
 def test_call_built_in_code_exports_all_fields():
