@@ -26,7 +26,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from signalwire_calls._converter import WIRE_ORDER
+from signalwire_calls._wire import WIRE_ORDER
 
 if TYPE_CHECKING:
     from types import TracebackType

@@ -1,0 +1,217 @@
+"""The fast path: structure a call in the form the service sends, in one flat pass.
+
+The service sends one form of every field (API-NOTES §2.1): canonical dates, an
+int duration, a float price, a string MOS. For that form, one hand-written pass
+gives exactly what the cattrs structurer plus the ``_inexact`` check give, in a
+fraction of the time (docs/performance.md); any other form raises and takes
+the general path (:mod:`signalwire_calls._converter`), which also words the
+errors. Values that repeat across a job's calls (the project id, own numbers,
+per-minute prices) share one object.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, Final
+
+from signalwire_calls._dates import _parse_date_fast
+from signalwire_calls._models import Call, SubresourceUris
+from signalwire_calls._wire import _DIRECTIONS, _NUMBER_KEYS, _STATUSES, _SUBRESOURCE_ORDER
+
+_SHARED_MAX: Final = 4096
+_SHARED: dict[Any, Any] = {}
+_PRICES: dict[float, Decimal] = {}
+_MOS: dict[str, float] = {}
+_DAY_CACHE: dict[str, tuple[int, int, int]] = {}
+_HM_CACHE: dict[str, tuple[int, int]] = {}
+_SECOND_CACHE: dict[str, int] = {}
+_STR_OR_NONE: Final = frozenset({str, type(None)})
+_NO_AUDIO: Final[tuple[float | None, ...]] = (None,) * len(_NUMBER_KEYS)
+
+
+def _common_date(value: Any) -> datetime:
+    """Parse a canonical date (``"Tue, 29 Jan 2019 14:09:27 +0000"``), else raise.
+
+    The three parts ("Tue, 29 Jan 2019", " 14:09", ":27 +0000") come from small
+    caches of parts already validated by :func:`_parse_date_fast`: three lookups
+    and one constructor instead of six ``int()`` calls and a weekday check.
+    """
+    day = _DAY_CACHE.get(value[:16])  # TypeError for a non-string: the general path
+    hm = _HM_CACHE.get(value[16:22])
+    second = _SECOND_CACHE.get(value[22:])
+    if day is None or hm is None or second is None:
+        return _learn_date(value)
+    return datetime(day[0], day[1], day[2], hm[0], hm[1], second, 0, UTC)
+
+
+def _learn_date(value: str) -> datetime:
+    dt = _parse_date_fast(value)
+    if dt is None:
+        raise ValueError(value)
+    if value[17:19].isdigit() and value[20:22].isdigit() and value[23:25].isdigit():
+        if len(_DAY_CACHE) >= _SHARED_MAX:
+            _DAY_CACHE.clear()
+        _DAY_CACHE[value[:16]] = (dt.year, dt.month, dt.day)
+        _HM_CACHE[value[16:22]] = (dt.hour, dt.minute)  # at most 24 * 60 entries
+        _SECOND_CACHE[value[22:]] = dt.second  # at most 60 entries
+    return dt
+
+
+def _new_price(value: float) -> Decimal:
+    if not math.isfinite(value):
+        raise ValueError
+    price = Decimal(repr(value))
+    if value:  # 0.0 == -0.0: zeros are never shared
+        if len(_PRICES) >= _SHARED_MAX:
+            _PRICES.clear()
+        _PRICES[value] = price
+    return price
+
+
+def _new_mos(value: Any) -> float:
+    if type(value) is not str:
+        raise TypeError
+    number = float(value)
+    if not math.isfinite(number) or repr(number) != value:  # kept raw: general path
+        raise ValueError
+    if len(_MOS) >= _SHARED_MAX:
+        _MOS.clear()
+    _MOS[value] = number
+    return number
+
+
+def _audio(o: Mapping[str, Any]) -> tuple[float | None, ...]:
+    get = o.get
+    audio = tuple(get(key) for key in _NUMBER_KEYS)
+    # Numbers: an int or a finite float (x - x is NaN for an infinity or a NaN).
+    for number in audio:
+        if number is not None and not (
+            (type(number) is float or type(number) is int) and number - number == 0
+        ):
+            raise TypeError
+    return audio
+
+
+def _structure_common(  # noqa: C901 - one flat pass is the point
+    o: Mapping[str, Any], keys: tuple[str, ...], unknown: tuple[str, ...], has_audio: bool
+) -> Call:
+    """Structure a call in the form the service sends.
+
+    Written flat, with the type checks inline rather than one helper per field:
+    in the request loop every Python call costs about twice what it costs in
+    isolation (docs/performance.md).
+
+    Raises:
+        TypeError, ValueError, KeyError: Not the common form (never shown to a user).
+    """
+    # Every key the service sends today is looked up directly (an older record
+    # without one raises KeyError and takes the general path, which allows it).
+    account_sid, to, from_, uri = o["account_sid"], o["to"], o["from"], o["uri"]
+    status, direction, duration = o["status"], o["direction"], o["duration"]
+    api_version, price_unit = o["api_version"], o["price_unit"]
+    parent_call_sid = o["parent_call_sid"]
+    formatted_to, to_formatted = o["formatted_to"], o["to_formatted"]
+    formatted_from, from_formatted = o["formatted_from"], o["from_formatted"]
+    phone_number_sid, answered_by = o["phone_number_sid"], o["answered_by"]
+    forwarded_from, caller_name = o["forwarded_from"], o["caller_name"]
+    annotation, group_sid = o["annotation"], o["group_sid"]
+    sip_result_code = o["sip_result_code"]
+    if not (
+        type(account_sid) is type(to) is type(from_) is type(uri) is str
+        and type(status) is type(direction) is type(api_version) is str
+        and type(duration) is int
+        and {
+            type(price_unit),
+            type(parent_call_sid),
+            type(formatted_to),
+            type(to_formatted),
+            type(formatted_from),
+            type(from_formatted),
+            type(phone_number_sid),
+            type(answered_by),
+            type(forwarded_from),
+            type(caller_name),
+            type(annotation),
+            type(group_sid),
+            type(sip_result_code),
+        }
+        <= _STR_OR_NONE
+    ):
+        raise TypeError
+    # The audio_rtt_*/audio_out_* keys: never seen so far (API-NOTES §2.1).
+    rtt_avg, rtt_min, rtt_max, jitter_min, jitter_max, jitter_avg, lost = (
+        _audio(o) if has_audio else _NO_AUDIO
+    )
+    # Dates: the same string gives the same (shared) datetime.
+    created, updated = o["date_created"], o["date_updated"]
+    start, end = o["start_time"], o["end_time"]
+    date_created = _common_date(created)
+    date_updated = date_created if updated == created else _common_date(updated)
+    if start is not None:
+        start = date_created if start == created else _common_date(start)
+    if end is not None:
+        end = date_updated if end == updated else _common_date(end)
+    price = o["price"]
+    if price is not None:
+        if type(price) is not float:  # a string or int price is kept raw: general path
+            raise TypeError
+        price = _PRICES.get(price) or _new_price(price)
+    mos = o["audio_in_mos"]
+    if mos is not None:
+        mos = _MOS.get(mos) or _new_mos(mos)  # TypeError for a list: general path
+    subresources = o["subresource_uris"]
+    if subresources is not None:
+        if type(subresources) is not dict or list(subresources) != _SUBRESOURCE_ORDER:
+            raise TypeError
+        recordings, notifications = subresources["recordings"], subresources["notifications"]
+        if not {type(recordings), type(notifications)} <= _STR_OR_NONE:
+            raise TypeError
+        subresources = SubresourceUris(recordings, notifications)
+    if len(_SHARED) >= _SHARED_MAX:  # a hostile server can't grow it
+        _SHARED.clear()
+    share = _SHARED.setdefault
+    return Call(
+        o["sid"],
+        share(account_sid, account_sid),
+        date_created,
+        date_updated,
+        share(to, to),
+        share(from_, from_),
+        _STATUSES.get(status) or status,
+        _DIRECTIONS.get(direction) or direction,
+        duration,
+        uri,
+        share(api_version, api_version),
+        share(price_unit, price_unit),
+        parent_call_sid,
+        share(formatted_to, formatted_to),
+        formatted_to if to_formatted == formatted_to else share(to_formatted, to_formatted),
+        share(formatted_from, formatted_from),
+        formatted_from
+        if from_formatted == formatted_from
+        else share(from_formatted, from_formatted),
+        share(phone_number_sid, phone_number_sid),
+        start,
+        end,
+        price,
+        share(answered_by, answered_by),
+        forwarded_from,
+        caller_name,
+        subresources,
+        annotation,
+        group_sid,
+        mos,
+        sip_result_code,
+        rtt_avg,
+        rtt_min,
+        rtt_max,
+        jitter_min,
+        jitter_max,
+        jitter_avg,
+        lost,
+        keys,
+        {key: o[key] for key in unknown} if unknown else None,
+    )
