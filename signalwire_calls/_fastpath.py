@@ -18,7 +18,7 @@ from decimal import Decimal
 from typing import Any, Final
 
 from signalwire_calls._dates import _parse_date_fast
-from signalwire_calls._models import Call, SubresourceUris
+from signalwire_calls._models import Call, build_call, build_subresource_uris
 from signalwire_calls._wire import _DIRECTIONS, _NUMBER_KEYS, _STATUSES, _SUBRESOURCE_ORDER
 
 _SHARED_MAX: Final = 4096
@@ -169,11 +169,11 @@ def _structure_common(  # noqa: C901 - one flat pass is the point
         recordings, notifications = subresources["recordings"], subresources["notifications"]
         if not {type(recordings), type(notifications)} <= _STR_OR_NONE:
             raise TypeError
-        subresources = SubresourceUris(recordings, notifications)
+        subresources = build_subresource_uris(recordings, notifications)
     if len(_SHARED) >= _SHARED_MAX:  # a hostile server can't grow it
         _SHARED.clear()
     share = _SHARED.setdefault
-    return Call(
+    return build_call(  # Call(...), positionally, about four times faster
         o["sid"],
         share(account_sid, account_sid),
         date_created,
