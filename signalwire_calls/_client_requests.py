@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
+from aiohttp import hdrs
 from yarl import URL
 
 from signalwire_calls._converter import structure_call
@@ -119,7 +120,11 @@ class _Requests:
         try:
             response = await session.get(url, allow_redirects=False, **self._request_options)
             try:
-                body = await response.read()  # already read, capped, by the middleware
+                # The middleware has read the body (capped); read() would return this
+                # same object after two more coroutines.
+                body = response._body  # noqa: SLF001
+                if body is None:  # pragma: no cover - only if aiohttp stops caching it there
+                    body = await response.read()
                 status = response.status
                 if status < 300:  # noqa: PLR2004
                     try:
@@ -127,7 +132,7 @@ class _Requests:
                     except ValueError:
                         content_type = response.content_type
                     raise self._not_json(url, sid, content_type, body)
-                retry_after = parse_retry_after(response.headers.get("Retry-After"))
+                retry_after = parse_retry_after(response.headers.get(hdrs.RETRY_AFTER))
             finally:
                 response.release()
         except AttemptsExhaustedError as exhausted:
