@@ -78,7 +78,8 @@ class Call:
     quality family, ``sip_result_code``) are ``None`` when absent.
 
     Build one from a decoded JSON object with :meth:`from_dict`; :meth:`to_dict`
-    gives back exactly the keys and values that were received.
+    gives back exactly the keys and values that were received. Calls cannot be
+    weakly referenced (they have no ``__weakref__`` slot).
     """
 
     sid: str
