@@ -19,6 +19,7 @@ import traceback
 import uuid
 from pathlib import Path
 
+import aiohttp
 import pytest
 import signalwire_calls as swc
 from aiohttp import web
@@ -429,11 +430,13 @@ async def tls_server(certificate):
 
 
 async def test_tls_is_verified_by_default(tls_server):
-    """An untrusted certificate is a TransportError, and no request reaches the server."""
+    """An untrusted certificate is a TransportError at once (never retried); no request gets in."""
     base_url, hits = tls_server
-    async with swc.CallsClient(PROJECT, TOKEN, base_url=base_url, retry=NO_WAIT) as client:
-        with pytest.raises(swc.TransportError, match=r"(?i)certificate"):
+    async with swc.CallsClient(PROJECT, TOKEN, base_url=base_url) as client:
+        with pytest.raises(swc.TransportError, match=r"(?i)certificate") as info:
             await client.get_call(CALL["sid"])
+        assert 0 == client._middleware.retries
+    assert "attempt" not in str(info.value)  # not "failed after N attempt(s)"
     assert [] == hits
 
 
@@ -444,8 +447,13 @@ async def test_custom_ssl_context_is_used(tls_server, certificate):
     assert context.verify_mode == ssl.CERT_REQUIRED
     async with swc.CallsClient(PROJECT, TOKEN, base_url=base_url, ssl=context) as client:
         call = await client.get_call(CALL["sid"])
-    assert CALL["sid"] == call.sid
-    assert 1 == len(hits)
+    async with (
+        aiohttp.ClientSession() as session,  # a caller's session: the context goes per request
+        swc.CallsClient(PROJECT, TOKEN, base_url=base_url, ssl=context, session=session) as client,
+    ):
+        again = await client.get_call(CALL["sid"])
+    assert CALL["sid"] == call.sid == again.sid
+    assert 2 == len(hits)
 
 
 def test_ssl_must_be_a_context():
