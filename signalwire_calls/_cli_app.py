@@ -26,7 +26,7 @@ from signalwire_calls._cli_common import (
 from signalwire_calls._cli_demo import demo, serve
 from signalwire_calls._cli_fetch import SidList, describe, fetch, read_sids, stdin_lines
 from signalwire_calls._cli_output import CallWriter, Counts, ProgressBar, print_table
-from signalwire_calls._cli_params import _sid, _when, _whole
+from signalwire_calls._cli_params import sid_option, when_option, whole_option
 from signalwire_calls._client import CallsClient
 from signalwire_calls._errors import AuthenticationError, NotFoundError, PermissionDeniedError
 from signalwire_calls._listing import MAX_PAGE_SIZE
@@ -159,17 +159,20 @@ _PYTHON_NAMES = re.compile(r"\b(?:(?:started|ended)_(?:after|before)|parent_call
 )
 @click.option("--to", metavar="NUMBER", help="Only calls to this number or SIP address.")
 @click.option(
-    "--parent-call-sid", metavar="SID", callback=_sid, help="Only the legs of this parent call."
+    "--parent-call-sid",
+    metavar="SID",
+    callback=sid_option,
+    help="Only the legs of this parent call.",
 )
-@click.option("--started-after", metavar="T", callback=_when, help=_TIME_HELP)
-@click.option("--started-before", metavar="T", callback=_when, help=_TIME_HELP)
-@click.option("--ended-after", metavar="T", callback=_when, help=_TIME_HELP)
-@click.option("--ended-before", metavar="T", callback=_when, help=_TIME_HELP)
-@click.option("--limit", metavar="N", callback=_whole(1), help="Stop after this many calls.")
+@click.option("--started-after", metavar="T", callback=when_option, help=_TIME_HELP)
+@click.option("--started-before", metavar="T", callback=when_option, help=_TIME_HELP)
+@click.option("--ended-after", metavar="T", callback=when_option, help=_TIME_HELP)
+@click.option("--ended-before", metavar="T", callback=when_option, help=_TIME_HELP)
+@click.option("--limit", metavar="N", callback=whole_option(1), help="Stop after this many calls.")
 @click.option(
     "--windows",
     metavar="N",
-    callback=_whole(1, MAX_WINDOWS),
+    callback=whole_option(1, MAX_WINDOWS),
     help="Split the --started-after to --started-before (default: now) range into N "
     "windows listed at once: faster for big ranges, but the output is not in date "
     f"order. Needs --started-after. At most {MAX_WINDOWS}.",
@@ -177,7 +180,7 @@ _PYTHON_NAMES = re.compile(r"\b(?:(?:started|ended)_(?:after|before)|parent_call
 @click.option(
     "--page-size",
     metavar="N",
-    callback=_whole(1, MAX_PAGE_SIZE),
+    callback=whole_option(1, MAX_PAGE_SIZE),
     help=f"Calls per page, 1 to {MAX_PAGE_SIZE}.  [default: {MAX_PAGE_SIZE}]",
 )
 @click.option(

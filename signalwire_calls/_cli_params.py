@@ -11,15 +11,15 @@ import click
 from signalwire_calls._cli_common import CliError
 from signalwire_calls._client import check_sid
 
-__all__ = ["_bad_value", "_sid", "_when", "_whole"]
+__all__ = ["bad_value", "sid_option", "when_option", "whole_option"]
 
 
-def _bad_value(param: click.Parameter, message: str) -> CliError:
+def bad_value(param: click.Parameter, message: str) -> CliError:
     """Return a bad flag value's error: one line and exit 2 (click's own take four lines)."""
     return CliError(f"{max(param.opts, key=len)}: {message}")
 
 
-def _when(_ctx: click.Context, param: click.Parameter, value: str | None) -> datetime | None:
+def when_option(_ctx: click.Context, param: click.Parameter, value: str | None) -> datetime | None:
     """Parse an ISO 8601 date or time; no offset means UTC, a date means its midnight UTC."""
     if value is None:
         return None
@@ -28,11 +28,11 @@ def _when(_ctx: click.Context, param: click.Parameter, value: str | None) -> dat
             return datetime.combine(date.fromisoformat(value), time(), UTC)
         when = datetime.fromisoformat(value)
     except ValueError:
-        raise _bad_value(param, f"{value!r}: expected 2026-10-01 or 2026-10-01T14:30:00Z") from None
+        raise bad_value(param, f"{value!r}: expected 2026-10-01 or 2026-10-01T14:30:00Z") from None
     return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
-def _whole(
+def whole_option(
     low: int, high: int | None = None
 ) -> Callable[[click.Context, click.Parameter, str | None], int | None]:
     """Return a callback that parses a whole number from ``low`` to ``high``."""
@@ -45,16 +45,16 @@ def _whole(
             if number >= low and (high is None or number <= high):
                 return number
         span = f"at least {low}" if high is None else f"from {low} to {high}"
-        raise _bad_value(param, f"expected a whole number {span}, got {value!r}")
+        raise bad_value(param, f"expected a whole number {span}, got {value!r}")
 
     return convert
 
 
-def _sid(_ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+def sid_option(_ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     """Check a call SID flag."""
     if value is None:
         return None
     try:
         return check_sid(value.strip())
     except ValueError:
-        raise _bad_value(param, f"{value!r} is not a call SID (expected a UUID)") from None
+        raise bad_value(param, f"{value!r} is not a call SID (expected a UUID)") from None
