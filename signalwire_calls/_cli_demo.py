@@ -12,7 +12,14 @@ from collections import Counter
 import click
 
 from signalwire_calls._bulk import BulkProgress
-from signalwire_calls._cli_common import EXIT_LOOKUPS, EXIT_OK, run_main, stop_on_signals
+from signalwire_calls._cli_common import (
+    EXIT_INTERRUPTED,
+    EXIT_LOOKUPS,
+    EXIT_OK,
+    run_main,
+    stop_on_signals,
+    until_signal,
+)
 from signalwire_calls._cli_output import Counts, ProgressBar
 from signalwire_calls._errors import NotFoundError
 from signalwire_calls._fake_server import FakeSignalWire, FaultProfile
@@ -192,7 +199,7 @@ def demo(  # noqa: PLR0917 - one parameter per flag
     limits: list[int] = []
     echo = click.echo
 
-    async def main() -> tuple[FakeSignalWire, int]:
+    async def main() -> tuple[FakeSignalWire, int, bool]:
         async with FakeSignalWire(
             calls=calls, seed=seed, faults=faults, record_requests=False
         ) as fake:
@@ -203,11 +210,6 @@ def demo(  # noqa: PLR0917 - one parameter per flag
             echo("signalwire-calls demo: no account needed, nothing leaves this machine.\n")
             echo(f"1. Started a local SignalWire emulator at {fake.origin} with {calls:,} calls.")
             echo(f"   It misbehaves on purpose: {_describe_faults(faults)}.")
-            echo(
-                f"2. Looking up {len(sids):,} SIDs ({missing:,} of them do not exist) with "
-                f"CallsClient.get_calls(concurrency={concurrency}) ..."
-            )
-            counts.started = time.monotonic()
             with ProgressBar("demo", len(sids), enabled=progress) as bar:
                 async with fake.client() as client:
 
@@ -215,20 +217,30 @@ def demo(  # noqa: PLR0917 - one parameter per flag
                         bar.update(progress.done, progress.failed)
                         limits.append(progress.limit)
 
-                    results = client.get_calls(
-                        sids, concurrency=concurrency, on_progress=on_progress
-                    )
-                    async for result in results:
-                        if result.call is not None:
-                            counts.found += 1
-                        elif isinstance(result.error, NotFoundError):
-                            counts.missing += 1
-                        else:
-                            counts.failed += 1
-                            bar.say(f"failed {result.sid}: {result.error}")
-            return fake, sum(fake.attempts(sid) for sid in sids)
+                    async def consume() -> None:
+                        # Said here, once SIGTERM and Ctrl-C stop the lookups cleanly.
+                        echo(
+                            f"2. Looking up {len(sids):,} SIDs ({missing:,} of them do not "
+                            f"exist) with CallsClient.get_calls(concurrency={concurrency}) ..."
+                        )
+                        counts.started = time.monotonic()
+                        results = client.get_calls(
+                            sids, concurrency=concurrency, on_progress=on_progress
+                        )
+                        async for result in results:
+                            if result.call is not None:
+                                counts.found += 1
+                            elif isinstance(result.error, NotFoundError):
+                                counts.missing += 1
+                            else:
+                                counts.failed += 1
+                                bar.say(f"failed {result.sid}: {result.error}")
 
-    fake, requests = run_main(main())
+                    # SIGTERM as well as Ctrl-C: stop cleanly and report what was done.
+                    interrupted = await until_signal(consume())
+            return fake, sum(fake.attempts(sid) for sid in sids), interrupted
+
+    fake, requests, interrupted = run_main(main())
     elapsed = counts.elapsed
     injected: Counter[str] = Counter()
     for kind, n in fake.faults_injected.items():
@@ -240,7 +252,7 @@ def demo(  # noqa: PLR0917 - one parameter per flag
         if not counts.failed
         else f"{counts.failed:,} SIDs still failed after retries"
     )
-    looked_up = calls + missing
+    looked_up = counts.found + counts.missing + counts.failed  # all of them unless interrupted
     rate = looked_up / elapsed if elapsed else 0.0
     lines = [
         "",
@@ -255,5 +267,9 @@ def demo(  # noqa: PLR0917 - one parameter per flag
         "Next: `signalwire-calls serve` runs this emulator for your own code, and",
         "`signalwire-calls fetch --input sids.txt --output calls.jsonl` exports real calls.",
     ]
+    if interrupted:
+        lines.insert(1, "   interrupted: the figures below are for the lookups done so far")
     echo("\n".join(lines))
+    if interrupted:
+        sys.exit(EXIT_INTERRUPTED)
     sys.exit(EXIT_LOOKUPS if counts.failed else EXIT_OK)

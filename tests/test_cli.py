@@ -534,6 +534,24 @@ async def test_serve_prints_parseable_settings_and_stops_on_sigint(tmp_path):
     assert settings["SIGNALWIRE_BASE_URL"].endswith("/api/laml/2010-04-01")
 
 
+async def test_demo_stops_cleanly_on_sigterm_with_partial_figures():
+    """SIGTERM during the lookups exits 130 with the summary of what was done so far."""
+    proc = await start_cli("demo", "--calls", "3000", "--no-progress", env=cli_env())
+    assert proc.stdout is not None
+    async with asyncio.timeout(60):
+        while b"2. Looking up" not in await proc.stdout.readline():
+            pass
+    proc.send_signal(signal.SIGTERM)
+    async with asyncio.timeout(60):
+        out, err = await proc.communicate()
+
+    assert 130 == proc.returncode
+    assert "Traceback" not in err.decode()
+    assert "interrupted" in out.decode()
+    found = int(re.search(r"found\s+([\d,]+)", out.decode())[1].replace(",", ""))
+    assert found < 3000
+
+
 async def test_demo_fetches_through_injected_faults_without_an_account():
     """`demo` finds every call despite the injected faults and reports the absorbed retries."""
     done = await run_cli("demo", "--calls", "300", "--missing", "7", env=cli_env())
