@@ -70,6 +70,24 @@ def _warm(sids: Sequence[str], concurrency: int) -> Sequence[str]:
     return sids[: max(2 * concurrency, 200)]
 
 
+async def _timed(
+    sids: Sequence[str], concurrency: int, lookups: Callable[[Sequence[str]], Awaitable[int]]
+) -> float:
+    """Warm the pool up (untimed), then time ``lookups(sids)``; return the elapsed seconds.
+
+    Also records the CPU time of the timed part in :data:`LAST_CPU`, and checks that
+    every SID was looked up.
+    """
+    await lookups(_warm(sids, concurrency))
+    gc.collect()
+    with _cpu_clock():
+        start = time.perf_counter()
+        n = await lookups(sids)
+        elapsed = time.perf_counter() - start
+    assert n == len(sids)
+    return elapsed
+
+
 # ------------------------------------------------------------------ (a) raw aiohttp
 
 
@@ -88,14 +106,7 @@ async def raw_aiohttp(url: str, sids: Sequence[str], concurrency: int) -> float:
                 if response.status != 200:
                     raise RuntimeError(response.status)
 
-        await _pool(_warm(sids, concurrency), concurrency, one)
-        gc.collect()
-        with _cpu_clock():
-            start = time.perf_counter()
-            n = await _pool(sids, concurrency, one)
-            elapsed = time.perf_counter() - start
-    assert n == len(sids)
-    return elapsed
+        return await _timed(sids, concurrency, lambda keys: _pool(keys, concurrency, one))
 
 
 # ----------------------------------------------------------------- (b) this library
@@ -126,14 +137,9 @@ async def _ours_lookups(client: swc.CallsClient, sids: Sequence[str], concurrenc
 async def ours(url: str, sids: Sequence[str], concurrency: int) -> float:
     """(b) ``get_calls`` (a bounded pool over ``get_call`` before it existed)."""
     async with make_client(url, concurrency) as client:
-        await _ours_lookups(client, _warm(sids, concurrency), concurrency)
-        gc.collect()
-        with _cpu_clock():
-            start = time.perf_counter()
-            n = await _ours_lookups(client, sids, concurrency)
-            elapsed = time.perf_counter() - start
-    assert n == len(sids)
-    return elapsed
+        return await _timed(
+            sids, concurrency, lambda keys: _ours_lookups(client, keys, concurrency)
+        )
 
 
 # -------------------------------------------------------------------- (c) twilio
@@ -158,16 +164,9 @@ async def twilio(url: str, sids: Sequence[str], concurrency: int) -> float:
             if call.sid != sid:
                 raise RuntimeError(call.sid)
 
-        await _pool(_warm(sids, concurrency), concurrency, one)
-        gc.collect()
-        with _cpu_clock():
-            start = time.perf_counter()
-            n = await _pool(sids, concurrency, one)
-            elapsed = time.perf_counter() - start
+        return await _timed(sids, concurrency, lambda keys: _pool(keys, concurrency, one))
     finally:
         await client.http_client.close()
-    assert n == len(sids)
-    return elapsed
 
 
 RUNNERS: dict[str, Callable[[str, Sequence[str], int], Awaitable[float]]] = {
