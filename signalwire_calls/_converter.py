@@ -36,6 +36,7 @@ from signalwire_calls._wire import (
     _KNOWN,
     _NUMBER_KEYS,
     _SUBRESOURCE_ORDER,
+    SERVICE_KEYS,
     WIRE_ORDER,
     _date,
     _describe,
@@ -109,7 +110,11 @@ def _shape(data: Mapping[str, Any]) -> _Shape:
     cached = _KEYS_CACHE.get(keys)
     if cached is None:
         unknown = tuple(k for k in keys if k not in _KNOWN)
-        cached = (keys, unknown, not _AUDIO_KEYS.isdisjoint(keys))
+        # The fast pass tells the service's own shape by identity. The cache stays
+        # keyed by the body's own key strings: the decoder hands out the same
+        # objects again, so a lookup compares them by identity, not by content.
+        shape_keys = SERVICE_KEYS if keys == SERVICE_KEYS else keys
+        cached = (shape_keys, unknown, not _AUDIO_KEYS.isdisjoint(keys))
         if len(_KEYS_CACHE) < _KEYS_CACHE_MAX:  # bounded: a hostile server can't grow it
             _KEYS_CACHE[keys] = cached
     return cached

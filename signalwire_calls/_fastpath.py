@@ -12,22 +12,32 @@ per-minute prices) share one object.
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Final
 
 from signalwire_calls._dates import _parse_date_fast
 from signalwire_calls._models import Call, build_call, build_subresource_uris
-from signalwire_calls._wire import _DIRECTIONS, _NUMBER_KEYS, _STATUSES, _SUBRESOURCE_ORDER
+from signalwire_calls._wire import (
+    _DIRECTIONS,
+    _NUMBER_KEYS,
+    _STATUSES,
+    _SUBRESOURCE_ORDER,
+    SERVICE_KEYS,
+)
 
 _SHARED_MAX: Final = 4096
 _SHARED: dict[Any, Any] = {}
 _PRICES: dict[float, Decimal] = {}
 _MOS: dict[str, float] = {}
-_DAY_CACHE: dict[str, tuple[int, int, int]] = {}
-_HM_CACHE: dict[str, tuple[int, int]] = {}
-_SECOND_CACHE: dict[str, int] = {}
+#: "Tue, 29 Jan 2019" -> that midnight (UTC); " 14:09" and ":27 +0000" -> timedeltas.
+_DAY_CACHE: dict[str, datetime] = {}
+_HM_CACHE: dict[str, timedelta] = {}
+_SECOND_CACHE: dict[str, timedelta] = {}
+#: The service's keys in its order, from a dict that has them in another.
+_service_values: Final = operator.itemgetter(*SERVICE_KEYS)
 _STR_OR_NONE: Final = frozenset({str, type(None)})
 _NO_AUDIO: Final[tuple[float | None, ...]] = (None,) * len(_NUMBER_KEYS)
 
@@ -36,15 +46,16 @@ def _common_date(value: Any) -> datetime:
     """Parse a canonical date (``"Tue, 29 Jan 2019 14:09:27 +0000"``), else raise.
 
     The three parts ("Tue, 29 Jan 2019", " 14:09", ":27 +0000") come from small
-    caches of parts already validated by :func:`_parse_date_fast`: three lookups
-    and one constructor instead of six ``int()`` calls and a weekday check.
+    caches of parts already validated by :func:`_parse_date_fast`, as that day's
+    midnight (UTC) and two timedeltas: three lookups and two additions, a third
+    faster than building the datetime from cached numbers.
     """
     day = _DAY_CACHE.get(value[:16])  # TypeError for a non-string: the general path
     hm = _HM_CACHE.get(value[16:22])
     second = _SECOND_CACHE.get(value[22:])
     if day is None or hm is None or second is None:
         return _learn_date(value)
-    return datetime(day[0], day[1], day[2], hm[0], hm[1], second, 0, UTC)
+    return day + hm + second
 
 
 def _learn_date(value: str) -> datetime:
@@ -54,9 +65,9 @@ def _learn_date(value: str) -> datetime:
     if value[17:19].isdigit() and value[20:22].isdigit() and value[23:25].isdigit():
         if len(_DAY_CACHE) >= _SHARED_MAX:
             _DAY_CACHE.clear()
-        _DAY_CACHE[value[:16]] = (dt.year, dt.month, dt.day)
-        _HM_CACHE[value[16:22]] = (dt.hour, dt.minute)  # at most 24 * 60 entries
-        _SECOND_CACHE[value[22:]] = dt.second  # at most 60 entries
+        _DAY_CACHE[value[:16]] = dt.replace(hour=0, minute=0, second=0)
+        _HM_CACHE[value[16:22]] = timedelta(hours=dt.hour, minutes=dt.minute)  # <= 24 * 60
+        _SECOND_CACHE[value[22:]] = timedelta(seconds=dt.second)  # at most 60 entries
     return dt
 
 
@@ -107,18 +118,15 @@ def _structure_common(  # noqa: C901 - one flat pass is the point
     Raises:
         TypeError, ValueError, KeyError: Not the common form (never shown to a user).
     """
-    # Every key the service sends today is looked up directly (an older record
-    # without one raises KeyError and takes the general path, which allows it).
-    account_sid, to, from_, uri = o["account_sid"], o["to"], o["from"], o["uri"]
-    status, direction, duration = o["status"], o["direction"], o["duration"]
-    api_version, price_unit = o["api_version"], o["price_unit"]
-    parent_call_sid = o["parent_call_sid"]
-    formatted_to, to_formatted = o["formatted_to"], o["to_formatted"]
-    formatted_from, from_formatted = o["formatted_from"], o["from_formatted"]
-    phone_number_sid, answered_by = o["phone_number_sid"], o["answered_by"]
-    forwarded_from, caller_name = o["forwarded_from"], o["caller_name"]
-    annotation, group_sid = o["annotation"], o["group_sid"]
-    sip_result_code = o["sip_result_code"]
+    # Every key the service sends today, in one step: straight from the dict when
+    # it has exactly those keys in the service's order, else by key (an older
+    # record without one raises KeyError and takes the general path, which allows it).
+    (
+        sid, created, updated, parent_call_sid, account_sid, to, formatted_to, to_formatted,
+        from_, formatted_from, from_formatted, phone_number_sid, status, start, end, duration,
+        price, price_unit, direction, answered_by, api_version, forwarded_from, caller_name,
+        uri, subresources, annotation, group_sid, mos, sip_result_code,
+    ) = o.values() if keys is SERVICE_KEYS else _service_values(o)  # fmt: skip
     if not (
         type(account_sid) is type(to) is type(from_) is type(uri) is str
         and type(status) is type(direction) is type(api_version) is str
@@ -146,27 +154,22 @@ def _structure_common(  # noqa: C901 - one flat pass is the point
         _audio(o) if has_audio else _NO_AUDIO
     )
     # Dates: the same string gives the same (shared) datetime.
-    created, updated = o["date_created"], o["date_updated"]
-    start, end = o["start_time"], o["end_time"]
     date_created = _common_date(created)
     date_updated = date_created if updated == created else _common_date(updated)
     if start is not None:
         start = date_created if start == created else _common_date(start)
     if end is not None:
         end = date_updated if end == updated else _common_date(end)
-    price = o["price"]
     if price is not None:
         if type(price) is not float:  # a string or int price is kept raw: general path
             raise TypeError
         price = _PRICES.get(price) or _new_price(price)
-    mos = o["audio_in_mos"]
     if mos is not None:
         mos = _MOS.get(mos) or _new_mos(mos)  # TypeError for a list: general path
-    subresources = o["subresource_uris"]
     if subresources is not None:
         if type(subresources) is not dict or list(subresources) != _SUBRESOURCE_ORDER:
             raise TypeError
-        recordings, notifications = subresources["recordings"], subresources["notifications"]
+        notifications, recordings = subresources.values()  # in _SUBRESOURCE_ORDER
         if not {type(recordings), type(notifications)} <= _STR_OR_NONE:
             raise TypeError
         subresources = build_subresource_uris(recordings, notifications)
@@ -174,7 +177,7 @@ def _structure_common(  # noqa: C901 - one flat pass is the point
         _SHARED.clear()
     share = _SHARED.setdefault
     return build_call(  # Call(...), positionally, about four times faster
-        o["sid"],
+        sid,
         share(account_sid, account_sid),
         date_created,
         date_updated,

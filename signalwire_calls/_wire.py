@@ -17,7 +17,7 @@ from typing import Any, Final
 from signalwire_calls._dates import parse_date
 from signalwire_calls._models import CallDirection, CallStatus, SubresourceUris
 
-__all__ = ["WIRE_ORDER"]
+__all__ = ["SERVICE_KEYS", "WIRE_ORDER"]
 
 #: Wire order of the keys in real responses (API-NOTES §2.1), for calls built in code.
 WIRE_ORDER: Final = (
@@ -29,6 +29,8 @@ WIRE_ORDER: Final = (
     "sip_result_code", "audio_rtt_avg", "audio_rtt_min", "audio_rtt_max",
     "audio_out_jitter_min", "audio_out_jitter_max", "audio_out_jitter_avg", "audio_out_lost",
 )  # fmt: skip
+#: The keys the service sends today, in its order (the rest are the audio keys).
+SERVICE_KEYS: Final = WIRE_ORDER[:29]
 _KNOWN: Final = frozenset(WIRE_ORDER)
 _ATTR: Final = {key: ("from_" if key == "from" else key) for key in WIRE_ORDER}
 _DATE_KEYS: Final = ("date_created", "date_updated", "start_time", "end_time")

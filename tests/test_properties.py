@@ -8,6 +8,7 @@ to run more examples than the CI default.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -278,6 +279,23 @@ WIRE_DATES = st.datetimes(
 ).map(format_date)
 
 
+def _change_one_thing(draw: st.DrawFn, data: dict[str, Any]) -> dict[str, Any]:
+    """Leave ``data`` as it is, or replace, remove, add or move one key of it."""
+    change = draw(st.sampled_from(["none", "none", "replace", "remove", "extra", "reorder"]))
+    if change == "reorder":  # every key, in another order: taken by key, not by position
+        order = list(data)
+        i, j = draw(st.lists(st.integers(0, len(order) - 1), min_size=2, max_size=2, unique=True))
+        order[i], order[j] = order[j], order[i]  # two keys, often of the same type
+        data = {key: data[key] for key in order}
+    elif change == "replace":
+        data[draw(st.sampled_from(sorted(data)))] = draw(JSON_VALUES | st.text(max_size=31))
+    elif change == "remove":
+        del data[draw(st.sampled_from(sorted(data)))]
+    elif change == "extra":
+        data[draw(st.text(min_size=1, max_size=8))] = draw(JSON_VALUES)
+    return data
+
+
 @st.composite
 def service_calls(draw: st.DrawFn) -> dict[str, Any]:
     """Draw a body in the form the service sends, then maybe break or widen one thing in it."""
@@ -300,14 +318,7 @@ def service_calls(draw: st.DrawFn) -> dict[str, Any]:
     if draw(st.booleans()):  # the keys no one has seen yet
         for key in draw(st.lists(st.sampled_from(_converter._NUMBER_KEYS), unique=True)):
             data[key] = draw(st.none() | st.integers() | st.floats() | st.text(max_size=4))
-    change = draw(st.sampled_from(["none", "none", "replace", "remove", "extra"]))
-    if change == "replace":
-        data[draw(st.sampled_from(sorted(data)))] = draw(JSON_VALUES | st.text(max_size=31))
-    elif change == "remove":
-        del data[draw(st.sampled_from(sorted(data)))]
-    elif change == "extra":
-        data[draw(st.text(min_size=1, max_size=8))] = draw(JSON_VALUES)
-    return data
+    return _change_one_thing(draw, data)
 
 
 @PROPS
@@ -326,9 +337,23 @@ def test_fast_path_is_taken_for_the_real_shape():
     """The real 2024 body takes the fast pass (no cattrs), and equals the general path."""
     data = json.loads((SAMPLES / "call_real_2024.json").read_text())
     keys, unknown, has_audio = _converter._shape(data)
-    assert (unknown, has_audio) == ((), False)
+    assert (keys, unknown, has_audio) == (_converter.SERVICE_KEYS, (), False)
+    assert keys is _converter.SERVICE_KEYS  # the values are taken in one step, by position
     fast = _converter._structure_common(data, keys, unknown, has_audio)
     assert _both_paths(data)[1][1:] == (fast, fast._keys, fast._raw, json.dumps(fast.to_dict()))
+
+
+def test_keys_in_another_order_are_taken_by_key():
+    """Swapping any two keys of the real body changes nothing but the key order."""
+    data = json.loads((SAMPLES / "call_real_2024.json").read_text())
+    expected = _converter.structure_call(data)
+    order = list(data)
+    for i, j in itertools.combinations(range(len(order)), 2):
+        swapped = order.copy()
+        swapped[i], swapped[j] = swapped[j], swapped[i]
+        call = _converter.structure_call({key: data[key] for key in swapped})
+        assert call == expected, (order[i], order[j])
+        assert list(call.to_dict()) == swapped
 
 
 @PROPS
