@@ -19,12 +19,11 @@ from decimal import Decimal
 from typing import Any, Final
 
 from signalwire_calls._dates import _parse_date_fast
-from signalwire_calls._models import Call, build_call, build_subresource_uris
+from signalwire_calls._models import Call, CallDirection, build_call, build_subresource_uris
 from signalwire_calls._wire import (
     _DIRECTIONS,
     _NUMBER_KEYS,
     _STATUSES,
-    _SUBRESOURCE_ORDER,
     SERVICE_KEYS,
 )
 
@@ -38,7 +37,7 @@ _HM_CACHE: dict[str, timedelta] = {}
 _SECOND_CACHE: dict[str, timedelta] = {}
 #: The service's keys in its order, from a dict that has them in another.
 _service_values: Final = operator.itemgetter(*SERVICE_KEYS)
-_STR_OR_NONE: Final = frozenset({str, type(None)})
+_INBOUND: Final = CallDirection.INBOUND
 _NO_AUDIO: Final[tuple[float | None, ...]] = (None,) * len(_NUMBER_KEYS)
 
 
@@ -106,7 +105,7 @@ def _audio(o: Mapping[str, Any]) -> tuple[float | None, ...]:
     return audio
 
 
-def _structure_common(  # noqa: C901 - one flat pass is the point
+def _structure_common(  # noqa: C901, PLR0912 - one flat pass is the point
     o: Mapping[str, Any], keys: tuple[str, ...], unknown: tuple[str, ...], has_audio: bool
 ) -> Call:
     """Structure a call in the form the service sends.
@@ -131,22 +130,19 @@ def _structure_common(  # noqa: C901 - one flat pass is the point
         type(account_sid) is type(to) is type(from_) is type(uri) is str
         and type(status) is type(direction) is type(api_version) is str
         and type(duration) is int
-        and {
-            type(price_unit),
-            type(parent_call_sid),
-            type(formatted_to),
-            type(to_formatted),
-            type(formatted_from),
-            type(from_formatted),
-            type(phone_number_sid),
-            type(answered_by),
-            type(forwarded_from),
-            type(caller_name),
-            type(annotation),
-            type(group_sid),
-            type(sip_result_code),
-        }
-        <= _STR_OR_NONE
+        and (price_unit is None or type(price_unit) is str)
+        and (parent_call_sid is None or type(parent_call_sid) is str)
+        and (formatted_to is None or type(formatted_to) is str)
+        and (to_formatted is None or type(to_formatted) is str)
+        and (formatted_from is None or type(formatted_from) is str)
+        and (from_formatted is None or type(from_formatted) is str)
+        and (phone_number_sid is None or type(phone_number_sid) is str)
+        and (answered_by is None or type(answered_by) is str)
+        and (forwarded_from is None or type(forwarded_from) is str)
+        and (caller_name is None or type(caller_name) is str)
+        and (annotation is None or type(annotation) is str)
+        and (group_sid is None or type(group_sid) is str)
+        and (sip_result_code is None or type(sip_result_code) is str)
     ):
         raise TypeError
     # The audio_rtt_*/audio_out_* keys: never seen so far (API-NOTES §2.1).
@@ -167,40 +163,55 @@ def _structure_common(  # noqa: C901 - one flat pass is the point
     if mos is not None:
         mos = _MOS.get(mos) or _new_mos(mos)  # TypeError for a list: general path
     if subresources is not None:
-        if type(subresources) is not dict or list(subresources) != _SUBRESOURCE_ORDER:
+        if type(subresources) is not dict:
             raise TypeError
-        notifications, recordings = subresources.values()  # in _SUBRESOURCE_ORDER
-        if not {type(recordings), type(notifications)} <= _STR_OR_NONE:
+        (first, notifications), (second, recordings) = subresources.items()
+        if (
+            first != "notifications"
+            or second != "recordings"
+            or not (notifications is None or type(notifications) is str)
+            or not (recordings is None or type(recordings) is str)
+        ):
             raise TypeError
         subresources = build_subresource_uris(recordings, notifications)
     if len(_SHARED) >= _SHARED_MAX:  # a hostile server can't grow it
         _SHARED.clear()
     share = _SHARED.setdefault
+    # Shared: what every call of a project repeats, and the project's own number
+    # (the "to" of an inbound call, the "from" of an outbound one); the other
+    # party's number is usually new, and sharing it would only fill the table.
+    direction = _DIRECTIONS.get(direction) or direction
+    if direction is _INBOUND:
+        to = share(to, to)
+        formatted_to = share(formatted_to, formatted_to)
+    else:
+        from_ = share(from_, from_)
+        formatted_from = share(formatted_from, formatted_from)
+    if answered_by is not None:
+        answered_by = share(answered_by, answered_by)
     return build_call(  # Call(...), positionally, about four times faster
         sid,
         share(account_sid, account_sid),
         date_created,
         date_updated,
-        share(to, to),
-        share(from_, from_),
+        to,
+        from_,
         _STATUSES.get(status) or status,
-        _DIRECTIONS.get(direction) or direction,
+        direction,
         duration,
         uri,
         share(api_version, api_version),
         share(price_unit, price_unit),
         parent_call_sid,
-        share(formatted_to, formatted_to),
-        formatted_to if to_formatted == formatted_to else share(to_formatted, to_formatted),
-        share(formatted_from, formatted_from),
-        formatted_from
-        if from_formatted == formatted_from
-        else share(from_formatted, from_formatted),
+        formatted_to,
+        formatted_to if to_formatted == formatted_to else to_formatted,
+        formatted_from,
+        formatted_from if from_formatted == formatted_from else from_formatted,
         share(phone_number_sid, phone_number_sid),
         start,
         end,
         price,
-        share(answered_by, answered_by),
+        answered_by,
         forwarded_from,
         caller_name,
         subresources,
