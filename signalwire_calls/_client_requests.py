@@ -113,7 +113,7 @@ class _Requests:
         session = self._session
         if session is None or self._closed:
             session = self._ensure_session()
-        if isinstance(url, str):
+        if type(url) is not URL:  # yarl's URL cannot be subclassed
             url = URL(url, encoded=True)
         # Hold one of max_connections slots before the first attempt starts, so
         # that waiting for a pooled connection never eats into an attempt's

@@ -155,7 +155,7 @@ class RetryMiddleware:
     attempts_made: int = 0
     _watchdog: _Watchdog | None = attrs.field(default=None, init=False, repr=False)
 
-    async def __call__(
+    async def __call__(  # noqa: C901, PLR0912, PLR0915 - attempts inline: one coroutine less
         self, request: aiohttp.ClientRequest, handler: ClientHandlerType
     ) -> aiohttp.ClientResponse:
         policy = self.policy
@@ -169,7 +169,47 @@ class RetryMiddleware:
             attempt += 1
             self.attempts_made += 1
             try:
-                response = await self._attempt(request, handler, watch, waited=attempt > 1)
+                # One attempt: send, and read the body under the watchdog.
+                if self.limiter is not None:
+                    await self.limiter.acquire()
+                    waited = True
+                else:
+                    waited = attempt > 1  # a backoff came first
+                if (
+                    waited and request.session.closed
+                ):  # aclose() ran meanwhile: aiohttp would assert
+                    raise aiohttp.ClientConnectionError("the client was closed")
+                task = watch.enter(request.loop) if watch is not None else None
+                try:
+                    response = await handler(request)
+                    try:
+                        length = response.content_length
+                        if (
+                            length is not None
+                            and length <= self.max_body_size
+                            and not response.headers.get(hdrs.CONTENT_ENCODING)
+                        ):
+                            await response.read()  # the usual case, in one go
+                        else:
+                            await self._read_capped(response)
+                    except BaseException:
+                        response.close()
+                        raise
+                except asyncio.CancelledError:
+                    # ours, and not also cancelled by a caller
+                    if (
+                        watch is not None
+                        and task is not None
+                        and watch.expired(task)
+                        and task.uncancel() == 0
+                    ):
+                        raise TimeoutError(
+                            f"the attempt took longer than {self.timeout}s"
+                        ) from None
+                    raise
+                finally:
+                    if watch is not None and task is not None:
+                        watch.leave(task)
             except aiohttp.ClientSSLError:
                 raise  # a certificate or TLS setup error: no retry will change it
             except _RETRYABLE_ERRORS as err:
@@ -208,55 +248,6 @@ class RetryMiddleware:
         if attempt >= attempts or (hint is not None and hint > self.policy.max_retry_after):
             return None  # out of attempts, or a too-long hint that is not slept on
         return hint if hint is not None else self.policy.backoff(attempt, self.rng)
-
-    async def _attempt(
-        self,
-        request: aiohttp.ClientRequest,
-        handler: ClientHandlerType,
-        watch: _Watchdog | None,
-        *,
-        waited: bool,
-    ) -> aiohttp.ClientResponse:
-        """Send once and read the body, under the watchdog; one frame for the usual case.
-
-        ``waited``: a backoff came before this attempt, so the session may have
-        been closed meanwhile (aiohttp checks it before the first attempt).
-        """
-        if self.limiter is not None:
-            await self.limiter.acquire()
-            waited = True
-        if waited and request.session.closed:  # aclose() ran meanwhile: aiohttp would assert
-            raise aiohttp.ClientConnectionError("the client was closed")
-        task = watch.enter(request.loop) if watch is not None else None
-        try:
-            response = await handler(request)
-            try:
-                length = response.content_length
-                if (
-                    length is not None
-                    and length <= self.max_body_size
-                    and not response.headers.get(hdrs.CONTENT_ENCODING)
-                ):
-                    await response.read()  # the usual case, in one go
-                else:
-                    await self._read_capped(response)
-            except BaseException:
-                response.close()
-                raise
-        except asyncio.CancelledError:
-            # ours, and not also cancelled by a caller
-            if (
-                watch is not None
-                and task is not None
-                and watch.expired(task)
-                and task.uncancel() == 0
-            ):
-                raise TimeoutError(f"the attempt took longer than {self.timeout}s") from None
-            raise
-        finally:
-            if watch is not None and task is not None:
-                watch.leave(task)
-        return response
 
     async def _read_capped(self, response: aiohttp.ClientResponse) -> None:
         """Read the body inside the attempt, refusing more than ``max_body_size`` bytes."""
