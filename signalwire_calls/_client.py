@@ -20,7 +20,7 @@ from yarl import URL
 from signalwire_calls._bulk import AdaptiveLimit
 from signalwire_calls._client_bulk import _Bulk
 from signalwire_calls._client_listing import _Listing
-from signalwire_calls._client_requests import check_sid
+from signalwire_calls._client_requests import check_sid, host_parts
 from signalwire_calls._config import DEFAULT_MAX_BODY_SIZE, Settings, env_options, make_settings
 from signalwire_calls._errors import ConfigError
 from signalwire_calls._retry import RetryMiddleware, RetryPolicy
@@ -126,6 +126,7 @@ class CallsClient(_Listing, _Bulk):
         # cheaper than parsing a new string per request.
         self._calls_base = URL(self._calls_url, encoded=True)
         self._calls_path = self._calls_base.raw_path + "/"
+        self._calls_host_parts = host_parts(self._calls_base)
         # What a server could echo back (a proxy's error page, a debug body): scrubbed
         # from every body before any of it can reach an error message or a log.
         basic = self._settings.authorization.removeprefix("Basic ")

@@ -14,7 +14,7 @@ import json
 import re
 import ssl
 from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final, cast
 
 import aiohttp
 from aiohttp import hdrs
@@ -32,9 +32,11 @@ from signalwire_calls._retry import AttemptsExhaustedError, RetryMiddleware, par
 from signalwire_calls._session import build_session
 
 if TYPE_CHECKING:
+    from yarl._url import _InternalURLCache
+
     from signalwire_calls._models import Call
 
-__all__ = ["check_sid"]
+__all__ = ["check_sid", "host_parts"]
 
 try:  # an optional speedup: about twice as fast as json for call bodies
     import orjson
@@ -63,6 +65,41 @@ def check_sid(sid: object) -> str:
     )
 
 
+#: yarl's cached URL properties that follow from the scheme and host alone.
+_HOST_PROPERTIES: Final = (
+    "raw_user", "raw_password", "raw_host", "explicit_port", "port", "host",
+    "host_subcomponent", "host_port_subcomponent",
+)  # fmt: skip
+
+
+def host_parts(base: URL) -> _InternalURLCache:
+    """Return what a lookup URL built from ``base`` may take over from ``base``'s yarl cache.
+
+    aiohttp reads a dozen properties of each request's URL (host, port, the
+    Host header...); yarl computes each once per URL object and keeps it in the
+    URL's private ``_cache`` dict. Every lookup URL has ``base``'s scheme and
+    host, so those entries, computed once here and copied into each new URL,
+    save about 7k instructions per lookup (docs/performance.md). This relies on a
+    private detail of yarl, so it checks itself: unless a URL given these
+    entries reads exactly like one computed afresh, it returns ``{}`` and each
+    URL computes its own, as before.
+    """
+    cache = getattr(base, "_cache", None)
+    if type(cache) is not dict:
+        return {}  # pragma: no cover - a yarl that keeps no cache there
+    try:
+        for name in _HOST_PROPERTIES:
+            getattr(base, name)
+        parts = cast("_InternalURLCache", {k: cache[k] for k in _HOST_PROPERTIES if k in cache})
+        probe = base.with_path("/probe", encoded=True)
+        probe._cache.update(parts)  # noqa: SLF001
+        fresh = base.with_path("/probe", encoded=True)
+        same = all(getattr(probe, name) == getattr(fresh, name) for name in _HOST_PROPERTIES)
+    except (AttributeError, TypeError):  # pragma: no cover - a yarl without these
+        return {}
+    return parts if same else {}
+
+
 class _Requests:
     """The request path of :class:`~signalwire_calls.CallsClient` (its base class)."""
 
@@ -79,6 +116,7 @@ class _Requests:
     _secrets: tuple[bytes, bytes]
     _calls_base: URL
     _calls_path: str
+    _calls_host_parts: _InternalURLCache
 
     def _ensure_session(self) -> aiohttp.ClientSession:
         if self._closed:
@@ -221,6 +259,8 @@ class _Requests:
         A plain function returning ``_get``'s coroutine, which structures the call.
         """
         url = self._calls_base.with_path(self._calls_path + sid, encoded=True)
+        if self._calls_host_parts:
+            url._cache.update(self._calls_host_parts)  # noqa: SLF001 - see host_parts()
         return self._get(url, sid=sid, as_call=True)
 
     def _to_call(self, sid: str, data: Any) -> Call:

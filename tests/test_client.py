@@ -9,6 +9,8 @@ import ssl
 import aiohttp
 import pytest
 import signalwire_calls as swc
+from signalwire_calls._client_requests import host_parts
+from yarl import URL
 
 from conftest import PROJECT, SID, TOKEN, Reply, sample
 
@@ -157,6 +159,31 @@ async def test_get_call_sends_auth_and_returns_typed_call(scripted):
     assert request.headers["Authorization"] == expected
     assert request.headers["User-Agent"].startswith("signalwire-calls/")
     assert request.headers["Accept"] == "application/json"
+    assert request.headers["Host"] == URL(scripted.base_url).raw_authority
+
+
+@pytest.mark.parametrize(
+    "base",
+    ["http://127.0.0.1:8080/api/laml/2010-04-01/Accounts/p/Calls",
+     "https://example.signalwire.com/api/laml/2010-04-01/Accounts/p/Calls",
+     "https://example.signalwire.com:8443/x/Calls", "http://[::1]:9000/Calls",
+     "https://xn--bcher-kva.example/Calls"],
+)  # fmt: skip
+def test_lookup_urls_read_like_parsed_ones(base):
+    """A lookup URL that takes the base's host parts over reads exactly like one parsed afresh."""
+    base_url = URL(base, encoded=True)
+    parts = host_parts(base_url)
+    assert parts  # this yarl keeps its cache where host_parts expects it
+    url = base_url.with_path(base_url.raw_path + "/" + SID, encoded=True)
+    url._cache.update(parts)
+    fresh = URL(f"{base}/{SID}", encoded=True)
+    names = ("raw_host", "host", "port", "explicit_port", "raw_user", "raw_password",
+             "host_subcomponent", "host_port_subcomponent", "raw_path_qs", "raw_authority",
+             "scheme", "authority")  # fmt: skip
+    assert {name: getattr(url, name) for name in names} == {
+        name: getattr(fresh, name) for name in names
+    }
+    assert (str(url), url.origin()) == (str(fresh), fresh.origin())
 
 
 @pytest.mark.parametrize(
