@@ -53,6 +53,13 @@ def bench(session: nox.Session) -> None:
 
 
 @nox.session(python=None)
+def instructions(session: nox.Session) -> None:
+    """Count instructions per lookup under valgrind (needs the valgrind command)."""
+    session.install("-e", ".[bench]")
+    session.run("python", "bench/instructions.py", *session.posargs)
+
+
+@nox.session(python=None)
 def chaos(session: nox.Session) -> None:
     """Soak the client against a hostile emulator and print the figures."""
     session.install("-e", ".[test]")
