@@ -126,6 +126,8 @@ def _structure_common(  # noqa: C901, PLR0912 - one flat pass is the point
         price, price_unit, direction, answered_by, api_version, forwarded_from, caller_name,
         uri, subresources, annotation, group_sid, mos, sip_result_code,
     ) = o.values() if keys is SERVICE_KEYS else _service_values(o)  # fmt: skip
+    # Unrolled on purpose: one map(type, ...) with issuperset() measured 8,000
+    # instructions against 5,100 for these (docs/performance.md, third round).
     if not (
         type(account_sid) is type(to) is type(from_) is type(uri) is str
         and type(status) is type(direction) is type(api_version) is str
