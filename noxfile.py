@@ -23,17 +23,20 @@ def tests(session: nox.Session) -> None:
 
 @nox.session(python=None)
 def lint(session: nox.Session) -> None:
-    """Check style and formatting with ruff."""
-    session.install("ruff==0.17.6")  # pinned: select=ALL grows with every release
+    """Check style and formatting with ruff, and the import contracts with import-linter."""
+    # pinned: select=ALL grows with every ruff release
+    session.install("-e", ".", "ruff==0.17.6", "import-linter==2.17")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
+    session.run("lint-imports")  # the one-way rule: [tool.importlinter] in pyproject.toml
 
 
 @nox.session(python=None)
 def typecheck(session: nox.Session) -> None:
-    """Type-check the package with ``mypy --strict``."""
+    """Type-check the package, and the public API as users see it, with ``mypy --strict``."""
     session.install("-e", ".[test]", "mypy==2.4.1")
     session.run("mypy")
+    session.run("mypy", "--strict", "tests/typing")
 
 
 @nox.session(python=None)

@@ -26,9 +26,9 @@ import measure
 import orjson
 from server import Server
 from signalwire_calls import RetryPolicy
-from signalwire_calls._converter import structure_call
-from signalwire_calls._retry import RetryMiddleware
-from signalwire_calls._session import build_session
+from signalwire_calls._config import make_settings
+from signalwire_calls._http import Requester
+from signalwire_calls._wire import WIRE
 from yarl import URL
 
 Variant = Callable[[aiohttp.ClientSession, str], Awaitable[Any]]
@@ -45,7 +45,7 @@ def _variants(base: str, headers: dict[str, str]) -> dict[str, tuple[str, Varian
 
     async def structure(session: aiohttp.ClientSession, sid: str) -> Any:
         async with session.get(base + sid) as response:
-            return structure_call(orjson.loads(await response.read()))
+            return WIRE.structure(orjson.loads(await response.read()))
 
     async def as_get(session: aiohttp.ClientSession, sid: str) -> Any:
         # the request exactly as CallsClient._get makes it
@@ -57,7 +57,7 @@ def _variants(base: str, headers: dict[str, str]) -> dict[str, tuple[str, Varian
             middlewares=None,
         ) as response:
             body = await response.read()
-        return structure_call(orjson.loads(body))
+        return WIRE.structure(orjson.loads(body))
 
     return {
         "raw": ("plain", raw),
@@ -79,14 +79,23 @@ async def _one_variant(url: str, sids: list[str], kind: str, fn: Variant | None)
     if kind == "plain":
         session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=100), headers=headers)
     else:
-        middleware = RetryMiddleware(policy=RetryPolicy(), timeout=30.0, max_body_size=1 << 20)
-        session = build_session(
-            middleware=middleware,
-            headers=headers,
-            max_connections=100,
-            connect_timeout=30.0,
-            ssl=True,
+        # The session exactly as CallsClient builds it (middleware, headers, pool).
+        settings = make_settings(
+            project_id=data.ACCOUNT,
+            api_token=data.PROJECT_TOKEN,
+            space_url=None,
+            base_url=url.split("/Accounts/", maxsplit=1)[0],
         )
+        session = Requester(
+            settings,
+            retry=RetryPolicy(),
+            timeout=30.0,
+            max_connections=100,
+            session=None,
+            rate_limit=None,
+            max_body_size=1 << 20,
+            ssl=None,
+        ).ensure_session()
     async with session:
         await measure._pool(sids[:300], 100, lambda s: fn(session, s))  # noqa: SLF001
         gc.collect()
@@ -108,7 +117,7 @@ def main() -> None:
         base = f"{server.url}{measure.API_ROOT}/Accounts/{data.ACCOUNT}/Calls/"
         headers = {"Authorization": measure._basic_auth(), "Accept": "application/json"}  # noqa: SLF001
         variants: dict[str, tuple[str, Variant | None]] = dict(_variants(base, headers))
-        variants["get_call/get_calls"] = ("client", None)
+        variants["get_call/iter_call_results"] = ("client", None)
         sids = data.sids(args.lookups)
         times: dict[str, list[float]] = {name: [] for name in variants}
         factory = None

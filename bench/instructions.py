@@ -33,7 +33,7 @@ import data
 import measure
 from server import Server
 
-NAMES = {"a": "raw aiohttp GET + read", "b": "signalwire-calls get_calls", "c": "twilio"}
+NAMES = {"a": "raw aiohttp GET + read", "b": "signalwire-calls iter_call_results", "c": "twilio"}
 WARM = 300
 SMALL, LARGE = 500, 2_500
 

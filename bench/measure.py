@@ -119,23 +119,23 @@ def make_client(url: str, concurrency: int = 100) -> swc.CallsClient:
 
 
 def has_get_calls() -> bool:
-    return hasattr(swc.CallsClient, "get_calls")
+    return hasattr(swc.CallsClient, "iter_call_results")
 
 
 async def _ours_lookups(client: swc.CallsClient, sids: Sequence[str], concurrency: int) -> int:
     if has_get_calls():
         n = 0
-        async for result in client.get_calls(sids, concurrency=concurrency):
+        async for result in client.iter_call_results(sids, concurrency=concurrency):
             if result.call is None:
                 raise RuntimeError(f"lookup failed: {result.error!r}")
             n += 1
         return n
-    # Until get_calls lands: the same bounded pool over get_call.
+    # Until iter_call_results lands: the same bounded pool over get_call.
     return await _pool(sids, concurrency, client.get_call)
 
 
 async def ours(url: str, sids: Sequence[str], concurrency: int) -> float:
-    """(b) ``get_calls`` (a bounded pool over ``get_call`` before it existed)."""
+    """(b) ``iter_call_results`` (a bounded pool over ``get_call`` before it existed)."""
     async with make_client(url, concurrency) as client:
         return await _timed(
             sids, concurrency, lambda keys: _ours_lookups(client, keys, concurrency)

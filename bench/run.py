@@ -3,7 +3,7 @@
 One loopback server process serves realistic Call JSON (a few hundred
 varied bodies in turn, SID spliced in); this process
 runs interleaved rounds of (a) raw aiohttp GET + read, (b) this library's
-``get_calls``, (c) twilio-python's ``AsyncTwilioHttpClient`` + ``fetch_async`` and
+``iter_call_results``, (c) twilio-python's ``AsyncTwilioHttpClient`` + ``fetch_async`` and
 (d) (b) under uvloop, then a concurrency sweep of (a), (b), (c), the memory held
 per record and the latency of one lookup on an idle client. The server and the
 client are pinned to different cores when there are two. Results go to
@@ -38,7 +38,7 @@ from server import Server
 ROOT = Path(__file__).resolve().parent.parent
 NAMES = {
     "a": "raw aiohttp GET + read",
-    "b": "signalwire-calls get_calls",
+    "b": "signalwire-calls iter_call_results",
     "c": "twilio AsyncTwilioHttpClient",
     "d": "signalwire-calls + uvloop",
 }
@@ -114,7 +114,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             "client_cpu": client_cpu,
             "body_bytes": len(data.template()),
             "distinct_bodies": len(data.templates()),
-            "get_calls": measure.has_get_calls(),
+            "iter_call_results": measure.has_get_calls(),
         },
         "machine": {
             "python": platform.python_version(),
@@ -129,7 +129,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     print(
         f"{args.lookups} lookups x concurrency {args.concurrency} x {args.rounds} rounds; "
         f"server on cpu {server_cpu}, client on cpu {client_cpu}; "
-        f"(b) uses {'get_calls' if measure.has_get_calls() else 'a worker pool over get_call'}"
+        "(b) uses "
+        + ("iter_call_results" if measure.has_get_calls() else "a worker pool over get_call")
     )
     with Server(data.templates(), cpu=server_cpu) as server:
         if client_cpu is not None:

@@ -1,35 +1,49 @@
-"""``CallsClient``: configuration, lifecycle, and the endpoint paths.
+"""``CallsClient``: options, lifecycle and the public methods.
 
-Its methods come from three bases, one concern each: the request path and
-``get_call`` (:mod:`signalwire_calls._client_requests`), the bulk lookups
-(:mod:`signalwire_calls._client_bulk`) and the listing
-(:mod:`signalwire_calls._client_listing`).
+It composes a :class:`~signalwire_calls._http.Requester` (the HTTP side) and runs
+its bulk lookups and listings through :mod:`signalwire_calls._bulk` and
+:mod:`signalwire_calls._listing`, which know no HTTP.
 """
 
 from __future__ import annotations
 
-import base64
+import logging
 import ssl as _ssl
+import uuid
 import warnings
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Self
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Sequence
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING, Any, Self, cast
 
-import aiohttp
-from yarl import URL
-
-from signalwire_calls._bulk import AdaptiveLimit
-from signalwire_calls._client_bulk import _Bulk
-from signalwire_calls._client_listing import _Listing
-from signalwire_calls._client_requests import check_sid, host_parts
+from signalwire_calls._bulk import AdaptiveLimit, BulkProgress, fan_out
+from signalwire_calls._checks import check_sid
 from signalwire_calls._config import DEFAULT_MAX_BODY_SIZE, Settings, env_options, make_settings
 from signalwire_calls._errors import ConfigError
-from signalwire_calls._retry import RetryMiddleware, RetryPolicy
-from signalwire_calls._session import user_agent
+from signalwire_calls._http import Requester, throttle_listener
+from signalwire_calls._listing import (
+    MAX_PAGE_SIZE,
+    build_list_query,
+    encode_query,
+    follow_pages,
+    merge_windows,
+    split_windows,
+)
+from signalwire_calls._models import BulkResult, Call, CallResult, CallStatus, build_call_result
+from signalwire_calls._retry import RetryPolicy
 
 if TYPE_CHECKING:
     from types import TracebackType
 
-__all__ = ["CallsClient", "check_sid"]
+    import aiohttp
+
+__all__ = ["CallsClient"]
+
+log = logging.getLogger("signalwire_calls")
+
+#: Successes that win back one slot of a bulk job's concurrency after a 429.
+_GROWTH_STEP = 8
+#: The default number of lookups a bulk job has in flight.
+_CONCURRENCY = 64
 
 
 def _check_positive(name: str, value: object, *, allow_none: bool = False) -> None:
@@ -39,7 +53,7 @@ def _check_positive(name: str, value: object, *, allow_none: bool = False) -> No
         raise ConfigError(f"{name} must be a positive number, got {value!r}")
 
 
-class CallsClient(_Listing, _Bulk):
+class CallsClient:
     """An asyncio client for the Calls resource of SignalWire's Compatibility API.
 
     Use it as an async context manager (or call :meth:`aclose`); it owns one pooled
@@ -101,48 +115,16 @@ class CallsClient(_Listing, _Bulk):
         _check_positive("max_body_size", max_body_size)
         if retry is not None and not isinstance(retry, RetryPolicy):
             raise ConfigError(f"retry must be a RetryPolicy, got {type(retry).__name__}")
-        if ssl is not None and not isinstance(ssl, _ssl.SSLContext):
-            raise ConfigError(f"ssl must be an ssl.SSLContext, got {type(ssl).__name__}")
-        if session is not None and not isinstance(session, aiohttp.ClientSession):
-            raise ConfigError(f"session must be an aiohttp.ClientSession, got {session!r}")
-        self._retry = retry or RetryPolicy()
-        self._timeout = timeout
         self._max_connections = max_connections
-        self._ssl: _ssl.SSLContext | bool = ssl if ssl is not None else True
-        self._middleware = RetryMiddleware(
-            policy=self._retry,
+        self._requester = Requester(
+            self._settings,
+            retry=retry or RetryPolicy(),
             timeout=timeout,
+            max_connections=max_connections,
+            session=session,
+            rate_limit=rate_limit,
             max_body_size=max_body_size,
-            limiter=_make_limiter(rate_limit),
-        )
-        self._rate_limit = rate_limit
-        self._slots = AdaptiveLimit(max_connections, minimum=max_connections)
-        self._session = session
-        self._owns_session = session is None
-        self._closed = False
-        base = str(self._settings.base_url).rstrip("/")
-        self._calls_url = f"{base}/Accounts/{self._settings.project_id}/Calls"
-        # A lookup's URL is this one with the SID appended to its (encoded) path:
-        # cheaper than parsing a new string per request.
-        self._calls_base = URL(self._calls_url, encoded=True)
-        self._calls_path = self._calls_base.raw_path + "/"
-        self._calls_host_parts = host_parts(self._calls_base)
-        # What a server could echo back (a proxy's error page, a debug body): scrubbed
-        # from every body before any of it can reach an error message or a log.
-        basic = self._settings.authorization.removeprefix("Basic ")
-        token = base64.b64decode(basic).decode().split(":", 1)[1]
-        self._secrets = (token.encode(), basic.encode())
-        self._headers = {
-            "Authorization": self._settings.authorization,
-            "Accept": "application/json",
-            "User-Agent": user_agent(),
-        }
-        # An owned session carries the headers and the middleware itself; a
-        # caller's session gets them with each request.
-        self._request_options: dict[str, Any] = (
-            {}
-            if self._owns_session
-            else {"headers": self._headers, "ssl": self._ssl, "middlewares": (self._middleware,)}
+            ssl=ssl,
         )
 
     @classmethod
@@ -172,17 +154,17 @@ class CallsClient(_Listing, _Bulk):
     @property
     def closed(self) -> bool:
         """Whether :meth:`aclose` has been called."""
-        return self._closed
+        return self._requester.closed
 
     def __repr__(self) -> str:
-        state = "closed" if self._closed else "open"
+        state = "closed" if self.closed else "open"
         return (
             f"<CallsClient project_id={self._settings.project_id!r} "
             f"base_url={self.base_url!r} {state}>"
         )
 
     async def __aenter__(self) -> Self:
-        self._ensure_session()
+        self._requester.ensure_session()
         return self
 
     async def __aexit__(
@@ -198,14 +180,11 @@ class CallsClient(_Listing, _Bulk):
 
         A session passed in by the caller is left open.
         """
-        self._closed = True
-        session, self._session = self._session, None
-        if session is not None and self._owns_session and not session.closed:
-            await session.close()
+        await self._requester.aclose()
 
     def __del__(self, _warn: Callable[..., None] = warnings.warn) -> None:
-        session = getattr(self, "_session", None)
-        if session is not None and getattr(self, "_owns_session", False) and not session.closed:
+        requester = getattr(self, "_requester", None)
+        if requester is not None and requester.holds_open_session:
             _warn(
                 f"Unclosed {self!r}: use 'async with' or 'await client.aclose()'",
                 ResourceWarning,
@@ -213,16 +192,207 @@ class CallsClient(_Listing, _Bulk):
                 stacklevel=2,
             )
 
+    # ------------------------------------------------------------------ one call
 
-def _make_limiter(rate_limit: float | None) -> Any:
-    if rate_limit is None:
-        return None
-    try:
-        from aiolimiter import AsyncLimiter  # noqa: PLC0415 - an optional extra
-    except ImportError:
-        raise ConfigError(
-            "rate_limit needs aiolimiter: pip install 'signalwire-calls[ratelimit]'"
-        ) from None
-    # One request per 1/N seconds: a bucket of one never bursts, so no one-second
-    # window holds more than N requests.
-    return AsyncLimiter(1, 1 / rate_limit)
+    async def get_call(self, sid: str | uuid.UUID) -> Call:
+        """Retrieve one call by its SID.
+
+        Args:
+            sid: The call's SID: a UUID string, or a :class:`uuid.UUID`.
+
+        Returns:
+            The call, with every field typed.
+
+        Raises:
+            ValueError: ``sid`` is not a UUID (no request is sent).
+            NotFoundError: There is no such call in this project.
+            AuthenticationError: The credentials were refused.
+            APIError: Any other error answer, after retries.
+            TransportError: The API could not be reached, after retries.
+            DecodeError: The API's answer is not a valid call.
+        """
+        return await self._requester.get_call(check_sid(sid))
+
+    # ------------------------------------------------------------------ many calls
+
+    def iter_call_results(
+        self,
+        sids: Iterable[str | uuid.UUID] | AsyncIterable[str | uuid.UUID],
+        *,
+        concurrency: int = _CONCURRENCY,
+        ordered: bool = False,
+        on_progress: Callable[[BulkProgress], None] | None = None,
+    ) -> AsyncIterator[CallResult]:
+        """Look up many calls concurrently; yield one :class:`CallResult` per distinct SID.
+
+        The input is streamed (it may be a huge iterable or an async iterable) and
+        each distinct SID is fetched once. At most ``concurrency`` requests are in
+        flight at any time (never more than ``max_connections``); when the service
+        answers 429 the job halves its concurrency and grows back after a run of
+        successes, and a SID that was only rate-limited is tried again rather than
+        reported. A failing SID never stops the others: its result carries the
+        error (:class:`NotFoundError` for a missing call, ``ValueError`` for a SID
+        that is not a UUID, which costs no request).
+
+        Breaking out of the loop, or cancelling the task that runs it, cancels
+        the requests in flight and leaves no task behind.
+
+        Args:
+            sids: The SIDs to look up.
+            concurrency: The most requests in flight at once.
+            ordered: Yield results in input order (with a bounded reorder buffer)
+                instead of as they complete.
+            on_progress: Called with a :class:`BulkProgress` after every result;
+                an exception in it is logged and the hook dropped.
+
+        Returns:
+            An async iterator of one result per distinct SID. Use it with
+            ``contextlib.aclosing()`` to have everything cancelled the moment
+            you leave the loop early (otherwise that happens when the iterator
+            is garbage-collected, a few event-loop turns later).
+
+        Raises:
+            ValueError: ``concurrency`` is not a positive integer.
+        """
+        self._requester.ensure_session()
+        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+            raise ValueError(f"concurrency must be a positive integer, got {concurrency!r}")
+        if concurrency > self._max_connections:
+            log.debug(
+                "concurrency %d capped at max_connections=%d", concurrency, self._max_connections
+            )
+            concurrency = self._max_connections
+        # Halve on a 429 but win the slots back quickly: one more slot per few
+        # successes rather than per full window, or a handful of scattered 429s
+        # keeps a large job at a fraction of its concurrency for most of its run.
+        limit = AdaptiveLimit(concurrency, increase_after_max=_GROWTH_STEP)
+        # check_sid (the validator) turns every key into a SID string before work sees it.
+        keys = cast("Iterable[str] | AsyncIterable[str]", sids)
+        return fan_out(
+            keys,
+            self._requester.get_call,
+            concurrency=limit,
+            ordered=ordered,
+            validate=check_sid,
+            on_progress=on_progress,
+            throttle_hook=throttle_listener,
+            wrap=build_call_result,  # CallResult(sid, call, error), faster
+        )
+
+    async def get_calls(
+        self,
+        sids: Iterable[str | uuid.UUID] | AsyncIterable[str | uuid.UUID],
+        *,
+        concurrency: int = _CONCURRENCY,
+        on_progress: Callable[[BulkProgress], None] | None = None,
+    ) -> BulkResult:
+        """Look up many calls and collect the outcome (:meth:`iter_call_results`, gathered).
+
+        Every distinct SID ends up in exactly one of ``found``, ``missing``
+        (the API answered 404) and ``failed`` (any other error, including an
+        invalid SID), as :attr:`CallResult.outcome` files it. Call
+        :meth:`BulkResult.raise_for_failures` to turn failures into an exception.
+        For large jobs, stream with :meth:`iter_call_results` instead: this
+        holds every call in memory.
+        """
+        found: dict[str, Call] = {}
+        missing: list[str] = []
+        failed: dict[str, Exception] = {}
+        results = self.iter_call_results(sids, concurrency=concurrency, on_progress=on_progress)
+        async for result in results:
+            outcome = result.outcome
+            if outcome == "found":
+                found[result.sid] = result.call  # type: ignore[assignment]
+            elif outcome == "missing":
+                missing.append(result.sid)
+            else:
+                failed[result.sid] = result.error or RuntimeError("no result")
+        return BulkResult(found=found, missing=tuple(missing), failed=failed)
+
+    # ------------------------------------------------------------------ listing
+
+    def iter_calls(
+        self,
+        *,
+        status: CallStatus | str | None = None,
+        to: str | None = None,
+        from_: str | None = None,
+        parent_call_sid: str | uuid.UUID | None = None,
+        started_after: datetime | date | None = None,
+        started_before: datetime | date | None = None,
+        ended_after: datetime | date | None = None,
+        ended_before: datetime | date | None = None,
+        page_size: int = MAX_PAGE_SIZE,
+        limit: int | None = None,
+        windows: int = 1,
+    ) -> AsyncIterator[Call]:
+        """List calls, newest first, following the API's page cursor.
+
+        Filters map to the API's query parameters (``Status``, ``To``, ``From``,
+        ``ParentCallSid``, ``StartTime>``, ``StartTime<``, ``EndTime>``,
+        ``EndTime<``); datetimes must be timezone-aware and are sent as RFC 2822.
+        Every value is checked here, before any request. Pages are fetched as
+        the iteration needs them, by following ``next_page_uri`` exactly as
+        returned.
+
+        With ``windows=N`` (N > 1), ``[started_after, started_before)`` is split
+        into N time windows that are paged concurrently; each call is still
+        yielded exactly once, but not in date order. ``started_after`` is then
+        required; ``started_before`` defaults to now.
+
+        Args:
+            status: Only calls with this status.
+            to: Only calls to this number or SIP address.
+            from_: Only calls from this number or SIP address.
+            parent_call_sid: Only the legs of this parent call.
+            started_after: Only calls that started at or after this time.
+            started_before: Only calls that started before this time.
+            ended_after: Only calls that ended at or after this time.
+            ended_before: Only calls that ended before this time.
+            page_size: Calls per page, 1 to 1000.
+            limit: Stop after this many calls.
+            windows: Time windows to page concurrently.
+
+        Returns:
+            An async iterator of calls.
+
+        Raises:
+            ValueError: A filter is invalid (raised here, before any request).
+        """
+        if isinstance(windows, bool) or not isinstance(windows, int) or windows < 1:
+            raise ValueError(f"windows must be a positive integer, got {windows!r}")
+        size = page_size if limit is None else max(1, min(page_size, limit))
+        filters: dict[str, Any] = {
+            "status": status,
+            "to": to,
+            "from_": from_,
+            "parent_call_sid": parent_call_sid,
+            "ended_after": ended_after,
+            "ended_before": ended_before,
+            "page_size": size,
+        }
+        query = build_list_query(
+            started_after=started_after, started_before=started_before, **filters
+        )
+        get_page = self._requester.get_page
+        if windows == 1:
+            return follow_pages(self._list_url(query), get_page, limit=limit)
+        if started_after is None:
+            raise ValueError("windows > 1 needs started_after (the start of the range to split)")
+        end = started_before if started_before is not None else datetime.now(UTC)
+
+        def open_window(after: datetime, before: datetime) -> AsyncIterator[Call]:
+            window_query = build_list_query(started_after=after, started_before=before, **filters)
+            return follow_pages(self._list_url(window_query), get_page)
+
+        return merge_windows(
+            split_windows(started_after, end, windows),
+            open_window,
+            key=lambda call: call.sid,
+            timestamp=lambda call: call.start_time,
+            concurrency=min(windows, self._max_connections),
+            limit=limit,
+        )
+
+    def _list_url(self, query: Sequence[tuple[str, str]]) -> str:
+        return f"{self._requester.calls_url}?{encode_query(query)}"

@@ -38,11 +38,9 @@ class Settings:
     project_id: str
     base_url: URL
     authorization: str = attrs.field(repr=False)
-
-    @property
-    def origin(self) -> URL:
-        """Scheme, host and port: what returned ``*_uri`` paths are resolved against."""
-        return self.base_url.origin()
+    #: What a server could echo back and must never reach a message: the token
+    #: and the base64 credential of the Authorization header.
+    secrets: tuple[bytes, ...] = attrs.field(repr=False, default=())
 
     def __repr__(self) -> str:
         return f"Settings(project_id={self.project_id!r}, base_url={str(self.base_url)!r})"
@@ -149,4 +147,9 @@ def make_settings(
         base_url = _base_from_space(space_url)
     url = _check_base_url(base_url, allow_insecure_http)
     secret = base64.b64encode(f"{project}:{token}".encode()).decode("ascii")
-    return Settings(project_id=project, base_url=url, authorization=f"Basic {secret}")
+    return Settings(
+        project_id=project,
+        base_url=url,
+        authorization=f"Basic {secret}",
+        secrets=(token.encode(), secret.encode()),
+    )

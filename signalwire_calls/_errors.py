@@ -16,13 +16,15 @@
     └── BulkLookupError                    raised by BulkResult.raise_for_failures(): .failed
 
 No message ever contains the API token or the Authorization header: URLs are kept
-without userinfo, and bodies are quoted only after the token has been scrubbed.
+without userinfo, and the requester scrubs the credentials from what a server
+echoes back before anything of it reaches an exception.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any
+
+from signalwire_calls import _json
 
 __all__ = [
     "APIError",
@@ -172,7 +174,7 @@ _BY_STATUS: dict[int, type[APIError]] = {
 }
 
 
-def _parse_error_body(body: bytes, token: str | None) -> tuple[int | None, str, str | None]:
+def _parse_error_body(body: bytes) -> tuple[int | None, str, str | None]:
     """Return ``(code, message, more_info)`` from any of the API's error-body shapes.
 
     SignalWire sends several (API-NOTES §5.1): ``{"code", "message", "more_info",
@@ -181,11 +183,9 @@ def _parse_error_body(body: bytes, token: str | None) -> tuple[int | None, str, 
     may answer with HTML. Anything unrecognised becomes a short, scrubbed snippet.
     """
     text = body.decode("utf-8", "replace")
-    if token:
-        text = text.replace(token, "***")
     try:
-        data = json.loads(text)
-    except (ValueError, RecursionError):  # a hostile body can nest deeper than the stack
+        data = _json.loads(text)
+    except ValueError:
         data = None
     if isinstance(data, dict):
         if "errors" in data and isinstance(data["errors"], list) and data["errors"]:
@@ -227,7 +227,6 @@ def error_from_response(
     method: str = "GET",
     url: str = "",
     retry_after: float | None = None,
-    token: str | None = None,
 ) -> APIError:
     """Map a non-2xx response to the matching :class:`APIError` subclass.
 
@@ -239,12 +238,11 @@ def error_from_response(
         method: The request method, for the message.
         url: The request URL without credentials, for the message.
         retry_after: The parsed ``Retry-After`` hint, for 429 (and 503).
-        token: The API token, scrubbed from anything quoted from the body.
 
     Returns:
         The exception to raise; never raises itself.
     """
-    code, message, more_info = _parse_error_body(body, token)
+    code, message, more_info = _parse_error_body(body)
     common: dict[str, Any] = {
         "code": code,
         "message": message,

@@ -1,7 +1,9 @@
 """The values this library returns: frozen, slotted attrs classes and string enums.
 
-Nothing here knows JSON key names, cattrs or HTTP: turning a response into a
-:class:`Call` (and back) is the private converter's job (``_converter.py``).
+Nothing here knows JSON key names, cattrs or HTTP. Turning a response into a
+:class:`Call` and back is ``signalwire_calls._wire``'s job: it installs itself as
+:attr:`Call._wire` when it is imported (the package imports it), so that
+``Call.from_dict()``/``to_dict()`` reach it without this module importing it.
 """
 
 from __future__ import annotations
@@ -10,9 +12,11 @@ import enum
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, ClassVar, Literal, Protocol
 
 import attrs
+
+from signalwire_calls._errors import BulkLookupError, NotFoundError
 
 __all__ = [
     "BulkResult",
@@ -25,6 +29,22 @@ __all__ = [
     "build_call_result",
     "build_subresource_uris",
 ]
+
+
+class WireForm(Protocol):
+    """How calls are read from and written to the API's JSON (``signalwire_calls._wire``)."""
+
+    def structure(self, data: Mapping[str, Any]) -> Call:
+        """Build a call from a decoded JSON object; raise ``DecodeError`` if it is not one."""
+        ...
+
+    def unstructure(self, call: Call) -> dict[str, Any]:
+        """Return a call in the API's JSON shape, exactly as it was received."""
+        ...
+
+    def extra_keys(self, call: Call) -> Mapping[str, Any]:
+        """Return the keys of a call's response that the library does not model."""
+        ...
 
 
 class CallStatus(enum.StrEnum):
@@ -124,13 +144,13 @@ class Call:
     #: Values whose wire form the typed field cannot reproduce (a string MOS, a
     #: date with a non-UTC offset), and keys this version does not know.
     _raw: Mapping[str, Any] | None = attrs.field(default=None, eq=False, alias="_raw")
+    #: The wire form (set by ``signalwire_calls._wire`` on import; a class attribute).
+    _wire: ClassVar[WireForm]
 
     @property
     def extra(self) -> Mapping[str, Any]:
         """Keys the API sent that this version of the library does not model."""
-        from signalwire_calls._converter import extra_keys  # noqa: PLC0415 - avoids a cycle
-
-        return extra_keys(self)
+        return self._wire.extra_keys(self)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Call:
@@ -139,9 +159,7 @@ class Call:
         Raises:
             DecodeError: The object is not a valid call; the message names the field.
         """
-        from signalwire_calls._converter import converter  # noqa: PLC0415
-
-        return converter.structure(data, cls)
+        return cls._wire.structure(data)
 
     def to_dict(self) -> dict[str, Any]:
         """Return the call in the API's JSON shape, exactly as it was received.
@@ -150,9 +168,7 @@ class Call:
         order), ``from`` is ``"from"``, dates are RFC 2822 strings and ``price``
         is a number, so ``json.dumps(call.to_dict())`` equals what the API sent.
         """
-        from signalwire_calls._converter import converter  # noqa: PLC0415
-
-        return converter.unstructure(self, Call)  # type: ignore[no-any-return]
+        return self._wire.unstructure(self)
 
     def __repr__(self) -> str:
         return (
@@ -181,10 +197,21 @@ class CallResult:
         """Whether the call was found."""
         return self.call is not None
 
+    @property
+    def outcome(self) -> Literal["found", "missing", "failed"]:
+        """How the lookup ended: the call was ``found``, is ``missing`` (404) or ``failed``.
+
+        The one rule by which :meth:`~signalwire_calls.CallsClient.get_calls` files
+        results into a :class:`BulkResult`, and the command line counts them.
+        """
+        if self.call is not None:
+            return "found"
+        return "missing" if isinstance(self.error, NotFoundError) else "failed"
+
 
 @attrs.frozen
 class BulkResult:
-    """Everything a :meth:`~signalwire_calls.CallsClient.fetch_calls` job learned.
+    """Everything a :meth:`~signalwire_calls.CallsClient.get_calls` job learned.
 
     Every distinct SID it was given is in exactly one of ``found``, ``missing``
     and ``failed``.
@@ -203,8 +230,6 @@ class BulkResult:
         SIDs that do not exist (``missing``) are results, not failures.
         """
         if self.failed:
-            from signalwire_calls._errors import BulkLookupError  # noqa: PLC0415
-
             raise BulkLookupError(dict(self.failed))
 
 

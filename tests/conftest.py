@@ -129,3 +129,29 @@ async def scripted() -> AsyncIterator[ScriptedServer]:
     finally:
         state.hang.set()
         await server.close()
+
+
+async def pool_capacity(
+    client: Any, sids: list[str], arrivals: Callable[[], int], within: float = 5.0
+) -> int:
+    """Start one ``get_call`` per SID against answers that hang; return how many arrive.
+
+    The caller makes the server hang first, so no request of the probe can finish
+    and free its connection: all of them arrive only if the pool has that many
+    connections to give. A pool of ``max_connections`` that has leaked one (checked
+    out and never given back) delivers ``max_connections - 1``. ``arrivals`` counts
+    the requests the server has received: public behaviour, counted on the server.
+    """
+    before = arrivals()
+    tasks = [asyncio.create_task(client.get_call(sid)) for sid in sids]
+    try:
+        async with asyncio.timeout(within):
+            while arrivals() - before < len(sids):  # noqa: ASYNC110 - the server's count has no event
+                await asyncio.sleep(0.005)
+    except TimeoutError:
+        pass
+    reached = arrivals() - before
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    return reached

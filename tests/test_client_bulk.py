@@ -1,4 +1,4 @@
-"""get_calls, fetch_calls and iter_calls against the emulator, counting on the server."""
+"""iter_call_results, get_calls and iter_calls against the emulator, counting on the server."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import signalwire_calls as swc
 from signalwire_calls.testing import FakeSignalWire, FaultProfile
+
+from conftest import pool_capacity
 
 NO_WAIT = swc.RetryPolicy(attempts=6, wait_initial=0, wait_jitter=0, wait_max=0)
 MISSING = "00000000-0000-4000-8000-000000000000"
@@ -42,10 +44,10 @@ async def settle(condition, turns=200):
 
 
 async def collect(client, sids, **kwargs):
-    return [r async for r in client.get_calls(sids, **kwargs)]
+    return [r async for r in client.iter_call_results(sids, **kwargs)]
 
 
-# ------------------------------------------------------------------- get_calls
+# ------------------------------------------------------------------- iter_call_results
 
 
 async def test_every_sid_once_and_equal_to_server(fake):
@@ -170,13 +172,16 @@ async def test_break_leaves_no_tasks_or_connections(fake):
     """Breaking out mid-run cancels in-flight work: no tasks, no connections checked out."""
     fake.faults = FaultProfile(latency=(0.01, 0.02), seed=2)
     before = client_tasks()
-    async with fake.client(retry=NO_WAIT) as client:
-        async for _ in client.get_calls(fake.call_sids, concurrency=10):
+    async with fake.client(retry=NO_WAIT, max_connections=10) as client:
+        async for _ in client.iter_call_results(fake.call_sids, concurrency=10):
             break
-        connector = client._session.connector
         assert await settle(lambda: client_tasks() == before)
-        assert await settle(lambda: len(connector._acquired) == 0)
-    assert client._session is None
+        fake.fail("*", kind="hang", times=10)
+        probe = fake.call_sids[-10:]  # SIDs the broken-off job never reached
+        assert 10 == await pool_capacity(
+            client, probe, lambda: sum(fake.attempts(sid) for sid in probe)
+        )
+    assert client.closed
 
 
 async def test_aclosing_cleans_up_at_once(fake):
@@ -185,23 +190,29 @@ async def test_aclosing_cleans_up_at_once(fake):
 
     fake.faults = FaultProfile(latency=(0.01, 0.02), seed=2)
     before = client_tasks()
-    async with fake.client(retry=NO_WAIT) as client:
-        async with contextlib.aclosing(client.get_calls(fake.call_sids, concurrency=10)) as results:
+    async with fake.client(retry=NO_WAIT, max_connections=10) as client:
+        async with contextlib.aclosing(
+            client.iter_call_results(fake.call_sids, concurrency=10)
+        ) as results:
             async for _ in results:
                 break
         assert client_tasks() == before
-        assert len(client._session.connector._acquired) == 0
+        fake.fail("*", kind="hang", times=10)
+        probe = fake.call_sids[-10:]  # SIDs the broken-off job never reached
+        assert 10 == await pool_capacity(
+            client, probe, lambda: sum(fake.attempts(sid) for sid in probe)
+        )
 
 
 async def test_cancelling_consumer_leaves_no_tasks(fake):
-    """Cancelling the task that consumes get_calls leaves nothing running."""
+    """Cancelling the task that consumes iter_call_results leaves nothing running."""
     fake.faults = FaultProfile(latency=(0.01, 0.02), seed=2)
     before = client_tasks()
-    async with fake.client(retry=NO_WAIT) as client:
+    async with fake.client(retry=NO_WAIT, max_connections=10) as client:
         started = asyncio.Event()
 
         async def consume():
-            async for _ in client.get_calls(fake.call_sids, concurrency=10):
+            async for _ in client.iter_call_results(fake.call_sids, concurrency=10):
                 started.set()
 
         task = asyncio.create_task(consume())
@@ -210,16 +221,20 @@ async def test_cancelling_consumer_leaves_no_tasks(fake):
         with pytest.raises(asyncio.CancelledError):
             await task
         gc.collect()
-        connector = client._session.connector
-        assert await settle(lambda: len(connector._acquired) == 0)
+        assert await settle(lambda: client_tasks() == before)
+        fake.fail("*", kind="hang", times=10)
+        probe = fake.call_sids[-10:]  # SIDs the broken-off job never reached
+        assert 10 == await pool_capacity(
+            client, probe, lambda: sum(fake.attempts(sid) for sid in probe)
+        )
     assert await settle(lambda: client_tasks() == before)
 
 
 async def test_fetch_calls_partitions_every_sid(fake):
-    """fetch_calls puts each distinct SID in exactly one of found, missing and failed."""
+    """get_calls puts each distinct SID in exactly one of found, missing and failed."""
     sids = [*fake.call_sids[:10], MISSING, "bad"]
     async with fake.client(retry=NO_WAIT) as client:
-        result = await client.fetch_calls(sids)
+        result = await client.get_calls(sids)
     assert set(fake.call_sids[:10]) == set(result.found)
     assert (MISSING,) == result.missing
     assert ["bad"] == list(result.failed)
@@ -376,7 +391,7 @@ async def test_broken_bodies_become_results_and_count_as_failed(scripted):
     async with swc.CallsClient(PROJECT, TOKEN, base_url=scripted.base_url) as client:
         results = {
             r.sid: r
-            async for r in client.get_calls(
+            async for r in client.iter_call_results(
                 [good, broken, other], concurrency=3, on_progress=progress.append
             )
         }

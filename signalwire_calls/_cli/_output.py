@@ -1,0 +1,228 @@
+"""What the command line writes: JSON lines, CSV, tables, the progress bar and summaries.
+
+Data goes to stdout or a file; everything meant for a person (progress, problems,
+the summary) goes to stderr, so ``signalwire-calls get SID | jq`` stays clean.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+import time
+from collections.abc import Callable, Iterable
+from typing import IO, TYPE_CHECKING, Any, Self
+
+import attrs
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from signalwire_calls._wire import WIRE_ORDER
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from signalwire_calls._models import Call, CallResult
+
+__all__ = [
+    "CallWriter",
+    "Counts",
+    "ProgressBar",
+    "dumps_call",
+    "print_table",
+    "stderr_console",
+]
+
+try:  # the same speedup the client uses; both give one line of valid JSON
+    import orjson
+
+    def _dumps(value: Any) -> bytes:
+        return orjson.dumps(value)
+
+except ImportError:  # pragma: no cover - exercised when the extra is not installed
+
+    def _dumps(value: Any) -> bytes:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def dumps_call(call: Call) -> bytes:
+    """Return ``call`` as one line of JSON in the API's shape, newline included."""
+    return _dumps(call.to_dict()) + b"\n"
+
+
+def stderr_console(*, force: bool | None = None) -> Console:
+    """Return the console for messages: stderr, colour and live display only on a terminal."""
+    return Console(stderr=True, force_terminal=force, highlight=False, soft_wrap=True)
+
+
+# ----------------------------------------------------------------- call output
+
+
+def _csv_cell(value: Any) -> Any:
+    if isinstance(value, dict | list):  # subresource_uris: keep it as JSON text
+        return json.dumps(value, separators=(",", ":"))
+    return "" if value is None else value
+
+
+class CallWriter:
+    """Write calls as JSON Lines or CSV (columns in the API's wire order) to a binary stream."""
+
+    def __init__(self, stream: IO[bytes], fmt: str) -> None:
+        if fmt not in {"jsonl", "csv"}:
+            raise ValueError(f"unknown format {fmt!r}")
+        self._stream = stream
+        self._fmt = fmt
+        self._text = io.StringIO()
+        self._csv = csv.writer(self._text, lineterminator="\n")
+        if fmt == "csv":
+            self._csv.writerow(WIRE_ORDER)
+            self._flush_text()
+
+    def write(self, call: Call) -> None:
+        """Write one call (one line, or one CSV row) and flush it."""
+        if self._fmt == "jsonl":
+            self._stream.write(dumps_call(call))
+        else:
+            data = call.to_dict()
+            self._csv.writerow([_csv_cell(data.get(key)) for key in WIRE_ORDER])
+            self._flush_text()
+        self._stream.flush()
+
+    def _flush_text(self) -> None:
+        self._stream.write(self._text.getvalue().encode())
+        self._text.seek(0)
+        self._text.truncate()
+
+
+_TABLE_COLUMNS: tuple[tuple[str, Callable[[Call], object]], ...] = (
+    ("SID", lambda c: c.sid),
+    ("Status", lambda c: c.status),
+    ("Direction", lambda c: c.direction),
+    ("From", lambda c: c.from_),
+    ("To", lambda c: c.to),
+    ("Started (UTC)", lambda c: c.start_time.strftime("%Y-%m-%d %H:%M:%S") if c.start_time else ""),
+    ("Duration", lambda c: f"{c.duration} s"),
+    ("Price", lambda c: "" if c.price is None else f"{c.price} {c.price_unit or ''}".strip()),
+)
+
+
+def print_table(calls: Iterable[Call], out: IO[str] | None = None) -> None:
+    """Print calls as a readable table (``get --format table``)."""
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for title, _ in _TABLE_COLUMNS:
+        table.add_column(
+            title,
+            no_wrap=title == "SID",
+            justify="right" if title in {"Duration", "Price"} else "left",
+        )
+    for call in calls:
+        table.add_row(*(str(get(call)) for _, get in _TABLE_COLUMNS))
+    Console(file=out or sys.stdout, highlight=False, width=200).print(table)
+
+
+# ------------------------------------------------------------- progress, summary
+
+
+@attrs.define
+class Counts:
+    """What a ``fetch`` or ``list`` run did, for its summary line."""
+
+    found: int = 0
+    missing: int = 0
+    failed: int = 0
+    skipped: int = 0
+    started: float = attrs.field(factory=time.monotonic)
+
+    def count(self, result: CallResult) -> str:
+        """Count one lookup's result by its :attr:`~CallResult.outcome`, and return that."""
+        outcome = result.outcome
+        if outcome == "found":
+            self.found += 1
+        elif outcome == "missing":
+            self.missing += 1
+        else:
+            self.failed += 1
+        return outcome
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds since the run started."""
+        return time.monotonic() - self.started
+
+    def summary(self, *, noun: str = "found") -> str:
+        """Return the one-line summary: counts, elapsed time and throughput."""
+        done = self.found + self.missing + self.failed
+        elapsed = self.elapsed
+        rate = done / elapsed if elapsed > 0 else 0.0
+        parts = [f"{self.found:,} {noun}"]
+        if noun == "found":
+            parts += [f"{self.missing:,} missing", f"{self.failed:,} failed"]
+        if self.skipped:
+            parts.append(f"{self.skipped:,} skipped (already in the output)")
+        return f"{', '.join(parts)} in {elapsed:.1f} s ({rate:,.0f} calls/s)"
+
+
+class ProgressBar:
+    """A progress bar on stderr (done / total / rate / errors / ETA), or nothing at all.
+
+    It is drawn only when ``enabled`` (by default: when stderr is a terminal). Use
+    :meth:`say` for messages while it runs, so they print above the bar.
+    """
+
+    def __init__(self, description: str, total: int | None, *, enabled: bool | None = None) -> None:
+        if enabled is None:
+            enabled = sys.stderr.isatty()
+        self.console = stderr_console(force=True if enabled else None)
+        self._progress: Progress | None = None
+        self._task: TaskID | None = None
+        if enabled:
+            self._progress = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[rate]:>9,.0f}/s"),
+                TextColumn("errors {task.fields[errors]:,}"),
+                TextColumn("ETA"),
+                TimeRemainingColumn(),
+                console=self.console,
+                transient=False,
+            )
+            self._task = self._progress.add_task(description, total=total, rate=0.0, errors=0)
+        self._started = time.monotonic()
+
+    def update(self, done: int, errors: int, total: int | None = None) -> None:
+        """Show ``done`` (of ``total`` if given) and the errors so far."""
+        if self._progress is None or self._task is None:
+            return
+        elapsed = time.monotonic() - self._started
+        rate = done / elapsed if elapsed > 0 else 0.0
+        if total is not None:
+            self._progress.update(self._task, total=total)
+        self._progress.update(self._task, completed=done, rate=rate, errors=errors)
+
+    def say(self, message: str) -> None:
+        """Print a line on stderr, above the bar if there is one."""
+        self.console.print(message, markup=False)
+
+    def __enter__(self) -> Self:
+        if self._progress is not None:
+            self._progress.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._progress is not None:
+            self._progress.stop()
