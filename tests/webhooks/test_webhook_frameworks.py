@@ -357,3 +357,18 @@ def test_dependency_checks_the_keys_at_creation():
         status_callback_dependency(signing_key="")
     dependency = status_callback_dependency(signing_key=(key for key in [KEY]))
     assert KEY not in repr(dependency)
+
+
+def test_importing_webhooks_imports_no_web_framework():
+    """Importing the subpackage loads neither Starlette, FastAPI, uvicorn nor aiohttp.web."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, signalwire_calls.webhooks\n"
+        "print(sorted(m for m in ('starlette', 'fastapi', 'uvicorn', 'aiohttp.web') if m in sys.modules))"
+    )
+    done = subprocess.run(  # noqa: S603 - our own interpreter and code
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert "[]" == done.stdout.strip()
