@@ -199,7 +199,7 @@ class CallResult:
 
     @property
     def outcome(self) -> Literal["found", "missing", "failed"]:
-        """How the lookup ended: the call was ``found``, is ``missing`` (404) or ``failed``.
+        """How the lookup ended, as ``"found"``, ``"missing"`` (HTTP 404) or ``"failed"``.
 
         The one rule by which :meth:`~signalwire_calls.CallsClient.get_calls` files
         results into a :class:`BulkResult`, and the command line counts them.

@@ -126,7 +126,7 @@ class CallStatusCallback:
 
     @property
     def is_final(self) -> bool:
-        """Whether the status is final: completed, busy, failed, no-answer or canceled."""
+        """Whether the status is final (completed, busy, failed, no-answer or canceled)."""
         return self.status in _FINAL
 
     def __repr__(self) -> str:

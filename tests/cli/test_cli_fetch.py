@@ -10,7 +10,6 @@ import pytest
 from signalwire_calls._cli._fetch import read_sids
 from signalwire_calls._cli._resumable import OutputBusyError, ResumableOutput
 from signalwire_calls.testing import FakeSignalWire, FaultProfile
-
 from test_cli import MISSING, cli_env, one_line_error, run_cli, start_cli, wait_for_lines
 
 
