@@ -1,8 +1,8 @@
 """Development sessions: ``nox -s tests``, ``nox -s lint``, ``nox -s typecheck``, ... .
 
-Every session runs on the interpreter that runs nox (``python=None``), because the
-machines this project is built on have exactly one CPython (3.11). That also holds
-under ``CI=true``.
+The test suite runs on every CPython of :data:`PYTHONS` that is on the machine
+(a missing one is skipped, also under ``CI=true``), each on the default install
+(no extras: the tests that need one skip, saying which) and with every extra.
 """
 
 from __future__ import annotations
@@ -11,14 +11,31 @@ import nox
 
 nox.options.sessions = ["tests", "lint", "typecheck"]
 nox.options.reuse_existing_virtualenvs = True
+# Run what is there: a machine without, say, 3.13 still runs the others.
 nox.options.error_on_missing_interpreters = False
 
+#: The CPythons the package supports (the classifiers in pyproject.toml say the same).
+PYTHONS = ["3.11", "3.12", "3.13"]
+#: Every extra and test peer: the "extras" install of the test matrix.
+ALL = "test,test-peers,speedups,ratelimit,cli"
 
-@nox.session(python=None)
-def tests(session: nox.Session) -> None:
-    """Run the test suite (fast: the soak tests are in ``chaos``)."""
-    session.install("-e", ".[test]")
+
+@nox.session(python=PYTHONS)
+@nox.parametrize("install", ["default", "extras"])
+def tests(session: nox.Session, install: str) -> None:
+    """Run the test suite on the default install or with every extra (the soaks are ``chaos``)."""
+    session.install("-e", ".[test]" if install == "default" else f".[{ALL}]")
     session.run("pytest", *(session.posargs or ["-q"]))
+
+
+@nox.session(python="3.11")
+def coverage(session: nox.Session) -> None:
+    """Measure branch coverage of the suite with every extra; fail under the floor."""
+    session.install("-e", f".[{ALL}]")
+    session.run("coverage", "erase")
+    session.run("coverage", "run", "-m", "pytest", "-q", *session.posargs)
+    session.run("coverage", "combine")
+    session.run("coverage", "report", "--fail-under=90")
 
 
 @nox.session(python=None)
@@ -34,7 +51,7 @@ def lint(session: nox.Session) -> None:
 @nox.session(python=None)
 def typecheck(session: nox.Session) -> None:
     """Type-check the package, and the public API as users see it, with ``mypy --strict``."""
-    session.install("-e", ".[test]", "mypy==2.4.1")
+    session.install("-e", f".[{ALL}]", "mypy==2.4.1")
     session.run("mypy")
     session.run("mypy", "--strict", "tests/typing")
 
@@ -65,7 +82,7 @@ def instructions(session: nox.Session) -> None:
 @nox.session(python=None)
 def chaos(session: nox.Session) -> None:
     """Soak the client against a hostile emulator and print the figures."""
-    session.install("-e", ".[test]")
+    session.install("-e", f".[{ALL}]")
     session.run("python", "bench/chaos.py", *session.posargs)
 
 

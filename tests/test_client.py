@@ -320,6 +320,7 @@ async def test_connection_refused_is_transport_error():
 
 async def test_rate_limit_spaces_requests(scripted):
     """With rate_limit=N, no one-second window holds more than N requests."""
+    pytest.importorskip("aiolimiter", reason="rate_limit needs the ratelimit extra")
     import time
 
     stamps = []

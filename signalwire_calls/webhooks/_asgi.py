@@ -97,7 +97,12 @@ def status_callback_dependency(
         ConfigError: The key is unusable.
         TypeError: The key is not a ``str`` or an iterable of ``str``.
     """
-    from starlette.requests import Request  # noqa: PLC0415 - optional framework
+    try:
+        from starlette.requests import Request  # noqa: PLC0415 - optional framework
+    except ImportError:
+        raise ImportError(
+            "status_callback_dependency is for FastAPI: pip install fastapi (or starlette)"
+        ) from None
 
     keys = check_keys(signing_key)
 

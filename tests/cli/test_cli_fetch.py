@@ -7,10 +7,20 @@ import signal
 from collections import Counter
 
 import pytest
+
+pytest.importorskip("click", reason="the command line needs the cli extra")
+pytest.importorskip("rich", reason="the command line needs the cli extra")
 from signalwire_calls._cli._fetch import read_sids
 from signalwire_calls._cli._resumable import OutputBusyError, ResumableOutput
 from signalwire_calls.testing import FakeSignalWire, FaultProfile
-from test_cli import MISSING, cli_env, one_line_error, run_cli, start_cli, wait_for_lines
+from test_cli import (
+    MISSING,
+    cli_env,
+    one_line_error,
+    run_cli,
+    start_cli,
+    wait_for_lines,
+)
 
 
 def exported(path) -> dict[str, dict]:

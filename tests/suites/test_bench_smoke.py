@@ -48,6 +48,8 @@ async def test_server_splices_the_requested_sid(server):
 @pytest.mark.parametrize("key", ["a", "b", "c"])
 async def test_each_contender_looks_every_sid_up(server, key):
     """Each contender completes every lookup and reports a positive elapsed time."""
+    if key == "c":
+        pytest.importorskip("twilio", reason="contender (c) is twilio-python, a test peer")
     elapsed = await measure.RUNNERS[key](server.url, SIDS, 4)
     assert elapsed > 0
 

@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import hmac
 import socket
+import sys
 from collections.abc import AsyncIterator
 from urllib.parse import parse_qsl, urlencode
 
@@ -226,7 +227,7 @@ async def uvicorn_server(app) -> AsyncIterator[str]:
     The socket listens before uvicorn starts, so requests can be sent at once: the
     kernel queues the connections until uvicorn accepts them (no waiting loop).
     """
-    import uvicorn
+    uvicorn = pytest.importorskip("uvicorn", reason="serves the ASGI helpers: a test peer")
 
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
@@ -253,6 +254,7 @@ async def uvicorn_server(app) -> AsyncIterator[str]:
 
 def starlette_app(**options):
     """A Starlette app whose /status endpoint verifies with the given options."""
+    pytest.importorskip("starlette", reason="the Starlette helper's framework: a test peer")
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import JSONResponse
@@ -270,6 +272,7 @@ def starlette_app(**options):
 
 def fastapi_app(**options):
     """A FastAPI app taking the verified callback as a dependency."""
+    pytest.importorskip("fastapi", reason="the FastAPI dependency's framework: a test peer")
     from fastapi import Depends, FastAPI
 
     app = FastAPI()
@@ -351,6 +354,7 @@ async def test_starlette_forwarded_headers_only_when_trusted(trust, expected):
 
 def test_dependency_checks_the_keys_at_creation():
     """A bad key fails when the dependency is made, and the dependency's repr hides the key."""
+    pytest.importorskip("starlette", reason="the FastAPI dependency's framework: a test peer")
     from signalwire_calls import ConfigError
 
     with pytest.raises(ConfigError, match="signing_key is empty"):
@@ -372,3 +376,11 @@ def test_importing_webhooks_imports_no_web_framework():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert "[]" == done.stdout.strip()
+
+
+def test_dependency_without_starlette_says_what_to_install(monkeypatch):
+    """Without Starlette, making the FastAPI dependency says in one line what to install."""
+    monkeypatch.setitem(sys.modules, "starlette.requests", None)
+
+    with pytest.raises(ImportError, match="pip install fastapi"):
+        status_callback_dependency(signing_key=KEY)

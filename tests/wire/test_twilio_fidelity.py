@@ -10,6 +10,8 @@ from email.utils import parsedate_to_datetime
 
 import pytest
 from signalwire_calls.testing import FakeSignalWire
+
+pytest.importorskip("twilio", reason="compares with twilio-python, a test peer")
 from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.rest import Client
 
