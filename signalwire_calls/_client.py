@@ -79,6 +79,16 @@ class CallsClient:
         max_body_size: Larger response bodies are refused without being read.
         ssl: A custom :class:`ssl.SSLContext` (TLS verification stays on by default).
         allow_insecure_http: Permit plain ``http://`` to a non-loopback host.
+        strict_account: Refuse (as a :class:`DecodeError` on ``$.account_sid``) a call
+            whose ``account_sid`` is not this client's project. Off by default, because
+            the service legitimately returns calls whose ``account_sid`` differs: those
+            of a subproject carry the subproject's. Turn it on when every call must be
+            the project's own.
+
+    A client belongs to the event loop it first runs in (its connection pool and
+    timers do). Create it inside the loop that uses it: one client per
+    ``asyncio.run()``, or per thread that runs its own loop. Used from another loop,
+    it raises ``RuntimeError`` saying so.
 
     Raises:
         ConfigError: An option is invalid (before any I/O).
@@ -99,6 +109,7 @@ class CallsClient:
         max_body_size: int = DEFAULT_MAX_BODY_SIZE,
         ssl: _ssl.SSLContext | None = None,
         allow_insecure_http: bool = False,
+        strict_account: bool = False,
     ) -> None:
         self._settings: Settings = make_settings(
             project_id=project_id,
@@ -125,6 +136,7 @@ class CallsClient:
             rate_limit=rate_limit,
             max_body_size=max_body_size,
             ssl=ssl,
+            strict_account=bool(strict_account),
         )
 
     @classmethod

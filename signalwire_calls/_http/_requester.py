@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import aiohttp
 from aiohttp import hdrs
+from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from signalwire_calls import _json
@@ -24,6 +25,7 @@ from signalwire_calls._errors import (
     ConfigError,
     DecodeError,
     RequestTimeoutError,
+    SignalWireError,
     TransportError,
     error_from_response,
 )
@@ -107,6 +109,16 @@ class Requester:
         rate_limit: At most this many requests per second (needs aiolimiter).
         max_body_size: Larger bodies are refused without being read.
         ssl: A custom TLS context (verification stays on by default).
+        strict_account: Refuse a call whose ``account_sid`` is not the project's.
+
+    A requester belongs to the event loop it first runs in (its session, pool and
+    timers do): used from another loop it raises ``RuntimeError`` saying so.
+
+    Every :class:`~signalwire_calls.SignalWireError` it raises has been cleaned at
+    this boundary: no credential in its text or attributes, not even one a server
+    echoed back with JSON escapes; its ``__cause__`` (the aiohttp error) is a copy
+    without the request's headers; and no ``__context__`` that could hold the
+    unscrubbed original.
 
     Raises:
         ConfigError: ``session``, ``ssl`` or ``rate_limit`` is unusable.
@@ -123,6 +135,7 @@ class Requester:
         rate_limit: float | None,
         max_body_size: int,
         ssl: _ssl.SSLContext | None,
+        strict_account: bool = False,
     ) -> None:
         if session is not None and not isinstance(session, aiohttp.ClientSession):
             raise ConfigError(f"session must be an aiohttp.ClientSession, got {session!r}")
@@ -141,7 +154,11 @@ class Requester:
         self._session = session
         self._owns_session = session is None
         self._closed = False
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._secrets = settings.secrets
+        self._secret_texts = tuple(secret.decode() for secret in settings.secrets)
+        self._project_id = settings.project_id
+        self._strict_account = strict_account
         base = str(settings.base_url).rstrip("/")
         #: The List Calls URL; a lookup's URL is this one plus ``/{sid}``.
         self.calls_url: Final = f"{base}/Accounts/{settings.project_id}/Calls"
@@ -157,7 +174,13 @@ class Requester:
         self._request_options: dict[str, Any] = (
             {}
             if self._owns_session
-            else {"headers": self._headers, "ssl": self._ssl, "middlewares": (self._middleware,)}
+            else {
+                "headers": self._headers,
+                "ssl": self._ssl,
+                "middlewares": (self._middleware,),
+                # A caller's session may raise on 4xx/5xx: this client maps statuses itself.
+                "raise_for_status": False,
+            }
         )
 
     @property
@@ -184,11 +207,25 @@ class Requester:
         """
         if self._closed:
             raise RuntimeError("This CallsClient is closed; create a new one")
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            self._bind(loop)
         session = self._session
         if session is None:
-            asyncio.get_running_loop()  # the session must belong to the running loop
             session = self._session = self._build_session()
         return session
+
+    def _bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Tie the requester to ``loop`` on first use; refuse any other loop after that."""
+        if self._loop is None:
+            self._loop = loop
+            return
+        state = "now closed" if self._loop.is_closed() else "still running"
+        raise RuntimeError(
+            f"This CallsClient belongs to the event loop it first ran in ({state}), and "
+            "cannot be used from another one: create the client inside the loop that uses "
+            "it (one client per asyncio.run(), or per thread with its own loop)"
+        )
 
     def _build_session(self) -> aiohttp.ClientSession:
         """Create the pooled session.
@@ -241,11 +278,19 @@ class Requester:
         self.ensure_session()
         data = await self._get(url)
         try:
-            return WIRE.structure_page(data)
+            calls, next_uri = WIRE.structure_page(data)
+            if self._strict_account:
+                for index, call in enumerate(calls):
+                    self._check_account(call, call.sid, f"$.calls[{index}].account_sid")
         except DecodeError as err:
-            raise self._scrubbed(err) from None
+            failure = err
+        else:
+            return calls, next_uri
+        raise self._cleaned(failure)  # outside the except: no __context__
 
-    async def _get(self, url: str | URL, *, sid: str | None = None, as_call: bool = False) -> Any:
+    async def _get(  # noqa: C901, PLR0912 - the request path, in one frame
+        self, url: str | URL, *, sid: str | None = None, as_call: bool = False
+    ) -> Any:
         """GET ``url`` and return its decoded JSON body (with ``as_call``, that call).
 
         With ``as_call`` (and ``sid``), the body is structured as that call after
@@ -258,7 +303,7 @@ class Requester:
             DecodeError: A 2xx body that is not JSON (or, with ``as_call``, not the call).
         """
         session = self._session
-        if session is None or self._closed:
+        if session is None or self._closed or asyncio.get_running_loop() is not self._loop:
             session = self.ensure_session()
         if type(url) is not URL:  # yarl's URL cannot be subclassed
             url = URL(url, encoded=True)
@@ -266,44 +311,49 @@ class Requester:
         if not slots.try_acquire():
             await slots.acquire()
         try:
-            response = await session.get(url, allow_redirects=False, **self._request_options)
             try:
-                # The middleware has read the body (capped): this returns it.
-                body = await self._middleware.body(response)
-                status = response.status
-                if status < _REDIRECT_OR_ERROR:
-                    try:
-                        data = _json.loads(body)
-                    except ValueError:
-                        raise self._not_json(url, sid, response.content_type, body) from None
-                else:
-                    retry_after = parse_retry_after(response.headers.get(hdrs.RETRY_AFTER))
+                response = await session.get(url, allow_redirects=False, **self._request_options)
+                try:
+                    # The middleware has read the body (capped): this returns it.
+                    body = await self._middleware.body(response)
+                    status = response.status
+                    if status < _REDIRECT_OR_ERROR:
+                        try:
+                            data = _json.loads(body)
+                        except ValueError:
+                            raise self._not_json(url, sid, response.content_type, body) from None
+                    else:
+                        retry_after = parse_retry_after(response.headers.get(hdrs.RETRY_AFTER))
+                finally:
+                    # Reading the whole body already gave the connection back to the pool
+                    # and closed the response; release() would still notify the stream.
+                    if not response.closed:
+                        response.release()
+            except AttemptsExhaustedError as exhausted:
+                raise self._exhausted(exhausted, url, sid) from exhausted.__cause__
+            except aiohttp.ClientError as err:  # not retryable: an invalid URL, a bad TLS setup
+                shown = _without_query(url)
+                raise TransportError(
+                    f"GET {shown}{_for(sid)} failed: {type(err).__name__}: {err}", url=shown
+                ) from err
             finally:
-                # Reading the whole body already gave the connection back to the pool
-                # and closed the response; release() would still notify the stream.
-                if not response.closed:
-                    response.release()
-        except AttemptsExhaustedError as exhausted:
-            raise self._exhausted(exhausted, url, sid) from exhausted.__cause__
-        except aiohttp.ClientError as err:  # not retryable: an invalid URL, a bad TLS setup
-            shown = _without_query(url)
-            raise TransportError(
-                f"GET {shown}{_for(sid)} failed: {type(err).__name__}: {err}", url=shown
-            ) from err
-        finally:
-            slots.release()
-        if status < _REDIRECT_OR_ERROR:
-            return self._to_call(sid, data) if as_call and sid is not None else data
-        # Redirects are never followed, so a 3xx is an error too. The body is
-        # scrubbed here, on the error path only: a server (or proxy) that echoes
-        # the credentials must not get them into a message or a log.
-        raise error_from_response(
-            status,
-            _scrub(body, self._secrets),
-            method="GET",
-            url=_without_query(url),
-            retry_after=retry_after,
-        )
+                slots.release()
+            if status < _REDIRECT_OR_ERROR:
+                return self._to_call(sid, data) if as_call and sid is not None else data
+            # Redirects are never followed, so a 3xx is an error too. The body is
+            # scrubbed here, on the error path only (and the decoded message again by
+            # _cleaned): a server or proxy that echoes the credentials must not get
+            # them into a message or a log.
+            raise error_from_response(
+                status,
+                _scrub(body, self._secrets),
+                method="GET",
+                url=_without_query(url),
+                retry_after=retry_after,
+            )
+        except SignalWireError as err:
+            failure = err
+        raise self._cleaned(failure)  # outside the except: no __context__ to leak
 
     def _exhausted(
         self, exhausted: AttemptsExhaustedError, url: URL, sid: str | None
@@ -331,23 +381,46 @@ class Requester:
             sid=sid,
         )
 
-    def _scrubbed(self, err: DecodeError) -> DecodeError:
-        """Return ``err`` with any echoed credential removed from its message."""
-        text = str(err)
-        clean = _scrub(text.encode(), self._secrets).decode()
-        if clean == text:
-            return err
-        return DecodeError(clean, field=err.field, sid=err.sid)
+    def _cleaned(self, err: SignalWireError) -> SignalWireError:
+        """Return ``err`` fit to leave the library: no secret anywhere in it or its chain.
+
+        The credentials are scrubbed from its text and string attributes (also when a
+        server echoed them with JSON escapes, which decoding turned back into the
+        secret); an aiohttp error in ``__cause__`` is replaced by a copy without the
+        request's headers (``request_info.headers`` holds Authorization) and without a
+        chain of its own; ``__context__`` is dropped. Raise the result outside any
+        ``except`` block, or Python sets ``__context__`` again.
+        """
+        texts = self._secret_texts
+        for name, value in vars(err).items():
+            if isinstance(value, str) and any(secret in value for secret in texts):
+                setattr(err, name, _scrub_text(value, texts))
+        if any(isinstance(arg, str) and any(s in arg for s in texts) for arg in err.args):
+            err.args = tuple(_scrub_text(a, texts) if isinstance(a, str) else a for a in err.args)
+        if err.__cause__ is not None:
+            err.__cause__ = _sanitized(err.__cause__)
+        err.__context__ = None
+        return err
+
+    def _check_account(self, call: Call, sid: str, field: str) -> None:
+        """With ``strict_account``, refuse a call that belongs to another account."""
+        if call.account_sid.lower() != self._project_id.lower():
+            raise DecodeError(
+                f"Call {sid} belongs to account {call.account_sid}, not to project "
+                f"{self._project_id}: refused because strict_account=True (a subproject's "
+                "calls carry the subproject's account_sid)",
+                field=field,
+                sid=sid,
+            )
 
     def _to_call(self, sid: str, data: Any) -> Call:
         """Structure the JSON of the call asked for as ``sid``."""
-        try:
-            call = WIRE.structure(data)
-        except DecodeError as err:
-            raise self._scrubbed(err) from None
+        call = WIRE.structure(data)  # a DecodeError is cleaned by _get
         if call.sid != sid and call.sid.lower() != sid.lower():
             mismatch = f"Asked for call {sid} but the API returned call {call.sid}"
-            raise self._scrubbed(DecodeError(mismatch, field="$.sid", sid=sid))
+            raise DecodeError(mismatch, field="$.sid", sid=sid)
+        if self._strict_account:
+            self._check_account(call, sid, "$.account_sid")
         return call
 
 
@@ -371,6 +444,40 @@ def _without_query(url: URL) -> str:
 
 def _for(sid: str | None) -> str:
     return f" for call {sid}" if sid else ""
+
+
+def _scrub_text(text: str, secrets: tuple[str, ...]) -> str:
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    return text
+
+
+def _sanitized(cause: BaseException) -> BaseException:
+    """Return an aiohttp error without the request's headers, and without a chain.
+
+    aiohttp's ``ClientResponseError`` (bad status line, bad ``Content-Length``,
+    oversized header, unsupported ``Content-Encoding``...) keeps the request's
+    headers in ``request_info``, Authorization included, and shows them in its
+    repr; the copy keeps the URL, method, status and message.
+    """
+    if isinstance(cause, aiohttp.ClientResponseError):
+        info = cause.request_info
+        headers = CIMultiDict(
+            (name, value)
+            for name, value in info.headers.items()
+            if name.lower() not in {"authorization", "proxy-authorization", "cookie"}
+        )
+        safe = aiohttp.RequestInfo(info.url, info.method, CIMultiDictProxy(headers), info.real_url)
+        try:
+            copy: BaseException = type(cause)(
+                safe, (), status=cause.status, message=cause.message, headers=None
+            )
+        except TypeError:  # pragma: no cover - a subclass with another signature
+            copy = aiohttp.ClientError(f"{type(cause).__name__}: {cause}")
+        cause = copy
+    cause.__cause__ = None
+    cause.__context__ = None
+    return cause
 
 
 def _scrub(body: bytes, secrets: tuple[bytes, ...]) -> bytes:

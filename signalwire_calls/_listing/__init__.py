@@ -6,7 +6,7 @@ aiohttp: the client passes in the coroutine that fetches a page.
 
 from __future__ import annotations
 
-from signalwire_calls._listing._paging import follow_pages, resolve_page_uri
+from signalwire_calls._listing._paging import MAX_EMPTY_PAGES, follow_pages, resolve_page_uri
 from signalwire_calls._listing._query import (
     MAX_PAGE_SIZE,
     build_list_query,
@@ -16,6 +16,7 @@ from signalwire_calls._listing._query import (
 from signalwire_calls._listing._windows import merge_windows, split_windows
 
 __all__ = [
+    "MAX_EMPTY_PAGES",
     "MAX_PAGE_SIZE",
     "build_list_query",
     "encode_query",

@@ -12,11 +12,15 @@ from urllib.parse import SplitResult, urlsplit
 from signalwire_calls._errors import DecodeError
 from signalwire_calls._listing._query import check_limit, is_control
 
-__all__ = ["follow_pages", "resolve_page_uri"]
+__all__ = ["MAX_EMPTY_PAGES", "follow_pages", "resolve_page_uri"]
 
 V = TypeVar("V")
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+#: Empty pages in a row, each with a new next link, after which paging stops: the real
+#: service ends a listing with ``next_page_uri: null`` (API-NOTES §4.3), so a run of
+#: empty pages that never ends is a broken or hostile server, not a long listing.
+MAX_EMPTY_PAGES = 10
 
 
 def resolve_page_uri(base_url: str, next_page_uri: str) -> str:
@@ -82,9 +86,10 @@ def follow_pages(
 
     Returns:
         An async generator of items. It stops on a null or empty
-        ``next_page_uri``; an empty page with a next link is skipped over. It
-        raises :class:`~signalwire_calls.DecodeError` if a link repeats (a cycle)
-        or leaves the origin.
+        ``next_page_uri``; an empty page with a next link is skipped over, but
+        after :data:`MAX_EMPTY_PAGES` of them in a row it raises
+        :class:`~signalwire_calls.DecodeError`, as it does if a link repeats (a
+        cycle) or leaves the origin.
 
     Raises:
         ValueError: ``limit`` is negative.
@@ -101,8 +106,17 @@ async def _follow(
     remaining = limit
     url = first_url
     visited = {first_url}
+    empty = 0
     while remaining != 0:
         items, next_uri = await fetch_page(url)
+        empty = 0 if items else empty + 1
+        if empty >= MAX_EMPTY_PAGES and next_uri:
+            raise DecodeError(
+                f"The API sent {empty} empty pages in a row, each with a new next_page_uri "
+                f"(the last: {next_uri!r}); stopping, as a listing that never ends is not "
+                "one the service sends",
+                field="$.next_page_uri",
+            )
         for item in items[:remaining]:
             yield item
         if remaining is not None:
