@@ -7,7 +7,7 @@ import re
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import click
 
@@ -25,6 +25,7 @@ from signalwire_calls._cli._common import (
 )
 from signalwire_calls._cli._demo import demo, serve
 from signalwire_calls._cli._fetch import SidList, describe, fetch, read_sids, stdin_lines
+from signalwire_calls._cli._files import ReplacingOutput
 from signalwire_calls._cli._output import CallWriter, Counts, ProgressBar, print_table
 from signalwire_calls._cli._params import sid_option, when_option, whole_option
 from signalwire_calls._client import CallsClient
@@ -242,8 +243,8 @@ def list_calls(  # noqa: PLR0917 - one parameter per flag
         raise CliError(message) from None
     counts = Counts()
     with contextlib.ExitStack() as stack:
-        stream = sys.stdout.buffer if output == "-" else stack.enter_context(_open_out(output))
-        writer = CallWriter(stream, fmt)
+        export = None if output == "-" else stack.enter_context(ReplacingOutput(Path(output)))
+        writer = CallWriter(sys.stdout.buffer if export is None else export, fmt)
         bar = stack.enter_context(ProgressBar("list", limit, enabled=progress))
 
         async def main(_client: CallsClient) -> bool:
@@ -257,15 +258,13 @@ def list_calls(  # noqa: PLR0917 - one parameter per flag
             return not await until_signal(consume())
 
         finished = run_main(with_client(client, main))
+        if export is not None:  # only now does the new export replace the old one
+            try:
+                export.commit()
+            except OSError as err:
+                raise CliError(f"cannot write {output}: {err.strerror or err}") from None
     say(f"list: {counts.summary(noun='listed')}")
     sys.exit(EXIT_OK if finished else EXIT_INTERRUPTED)
-
-
-def _open_out(path: str) -> IO[bytes]:
-    try:
-        return Path(path).open("wb")
-    except OSError as err:
-        raise CliError(f"cannot write {path}: {err.strerror or err}") from None
 
 
 cli.add_command(fetch)

@@ -31,6 +31,7 @@ from signalwire_calls._cli._common import (
     until_signal,
     with_client,
 )
+from signalwire_calls._cli._files import check_distinct
 from signalwire_calls._cli._output import Counts, ProgressBar
 from signalwire_calls._cli._resumable import OutputBusyError, ResumableOutput
 from signalwire_calls._errors import AuthenticationError
@@ -177,6 +178,9 @@ def fetch(
     Each call is written as one complete line as it arrives. Run the same command
     again after a crash, Ctrl-C or kill -9: SIDs already in --output are skipped.
     """
+    # Before anything is opened: --errors over --output would tear the export, and
+    # --input over either would read what this run writes.
+    check_distinct(input=None if source == "-" else Path(source), output=output, errors=errors_path)
     client = make_client(conn)
     wanted = _read_input(source)
     out = ResumableOutput(output)

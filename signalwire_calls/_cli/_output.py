@@ -12,7 +12,7 @@ import json
 import sys
 import time
 from collections.abc import Callable, Iterable
-from typing import IO, TYPE_CHECKING, Any, Self
+from typing import IO, TYPE_CHECKING, Any, Protocol, Self
 
 import attrs
 from rich.console import Console
@@ -73,10 +73,22 @@ def _csv_cell(value: Any) -> Any:
     return "" if value is None else value
 
 
+class Writable(Protocol):
+    """Where a :class:`CallWriter` writes: a binary stream (stdout, a file)."""
+
+    def write(self, data: bytes, /) -> int:
+        """Write ``data``."""
+        ...
+
+    def flush(self) -> None:
+        """Flush what was written."""
+        ...
+
+
 class CallWriter:
     """Write calls as JSON Lines or CSV (columns in the API's wire order) to a binary stream."""
 
-    def __init__(self, stream: IO[bytes], fmt: str) -> None:
+    def __init__(self, stream: Writable, fmt: str) -> None:
         if fmt not in {"jsonl", "csv"}:
             raise ValueError(f"unknown format {fmt!r}")
         self._stream = stream
