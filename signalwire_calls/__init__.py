@@ -24,6 +24,7 @@ from signalwire_calls._errors import (
     ServerError,
     SignalWireError,
     TransportError,
+    WaitTimeoutError,
 )
 from signalwire_calls._models import (
     BulkResult,
@@ -62,5 +63,6 @@ __all__ = [
     "SignalWireError",
     "SubresourceUris",
     "TransportError",
+    "WaitTimeoutError",
     "__version__",
 ]

@@ -7,11 +7,20 @@ its bulk lookups and listings through :mod:`signalwire_calls._bulk` and
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import ssl as _ssl
 import uuid
 import warnings
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Collection,
+    Iterable,
+    Sequence,
+)
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any, Self, cast
 
@@ -29,6 +38,7 @@ from signalwire_calls._listing import (
     split_windows,
 )
 from signalwire_calls._models import BulkResult, Call, CallResult, CallStatus, build_call_result
+from signalwire_calls._polling import make_condition, wait_for
 from signalwire_calls._retry import RetryPolicy
 
 if TYPE_CHECKING:
@@ -84,6 +94,14 @@ class CallsClient:
             the service legitimately returns calls whose ``account_sid`` differs: those
             of a subproject carry the subproject's. Turn it on when every call must be
             the project's own.
+        proxy: A forward proxy every request goes through,
+            ``http://[user:password@]host:port``. Its credentials are sent only to
+            the proxy (``Proxy-Authorization``) and never shown; an ``https://`` API
+            is still reached over TLS, through a ``CONNECT`` tunnel.
+        trust_env: Use the proxy that ``HTTPS_PROXY``/``HTTP_PROXY`` name for the
+            API's URL, unless ``NO_PROXY`` matches its host (read once, here). Off by
+            default, so that no proxy sees the requests unless you said so.
+            ``proxy`` wins over it; ``.netrc`` is never read.
 
     A client belongs to the event loop it first runs in (its connection pool and
     timers do). Create it inside the loop that uses it: one client per
@@ -110,6 +128,8 @@ class CallsClient:
         ssl: _ssl.SSLContext | None = None,
         allow_insecure_http: bool = False,
         strict_account: bool = False,
+        proxy: str | None = None,
+        trust_env: bool = False,
     ) -> None:
         self._settings: Settings = make_settings(
             project_id=project_id,
@@ -117,6 +137,8 @@ class CallsClient:
             space_url=space_url,
             base_url=base_url,
             allow_insecure_http=allow_insecure_http,
+            proxy=proxy,
+            trust_env=trust_env,
         )
         _check_positive("timeout", timeout, allow_none=True)
         _check_positive("rate_limit", rate_limit, allow_none=True)
@@ -168,11 +190,18 @@ class CallsClient:
         """Whether :meth:`aclose` has been called."""
         return self._requester.closed
 
+    @property
+    def proxy(self) -> str | None:
+        """The forward proxy requests go through, without its credentials, or ``None``."""
+        proxy = self._settings.proxy
+        return None if proxy is None else str(proxy.url)
+
     def __repr__(self) -> str:
         state = "closed" if self.closed else "open"
+        via = f" proxy={self.proxy!r}" if self.proxy is not None else ""
         return (
             f"<CallsClient project_id={self._settings.project_id!r} "
-            f"base_url={self.base_url!r} {state}>"
+            f"base_url={self.base_url!r}{via} {state}>"
         )
 
     async def __aenter__(self) -> Self:
@@ -224,6 +253,62 @@ class CallsClient:
             DecodeError: The API's answer is not a valid call.
         """
         return await self._requester.get_call(check_sid(sid))
+
+    async def wait_for_call(
+        self,
+        sid: str | uuid.UUID,
+        *,
+        until: str | Collection[CallStatus | str] = "final",
+        timeout: float = 600.0,  # noqa: ASYNC109 - the issue's name; a deadline of many polls
+    ) -> Call:
+        """Poll a call until it ends (or reaches ``until``), and return it.
+
+        The first poll is immediate; then the waits grow from 1 second by half each
+        time up to 30 seconds (1, 1.5, 2.25, 3.4, ... 30, 30, ...), each shortened by up
+        to a fifth at random, and never past the deadline: one last poll is made at
+        it. Each poll is an ordinary :meth:`get_call`, retried by the client's
+        :class:`RetryPolicy`. Cancelling the awaiting task stops the wait at once.
+
+        Args:
+            sid: The call's SID.
+            until: ``"final"``: ``completed``, ``busy``, ``failed``, ``no-answer`` or
+                ``canceled``. ``"priced"``: final and, for a completed call, with its
+                :attr:`~Call.price` set (the price can appear some time after the call
+                ends; a call that ended any other way is never priced, so it is
+                returned as soon as it is final). Or a collection of statuses, such
+                as ``{"in-progress"}``: the wait ends when the call is in one of
+                them, or final (a final call changes no more: check its status).
+            timeout: The overall deadline, in seconds, polls included.
+
+        Returns:
+            The call as the last poll saw it.
+
+        Raises:
+            ValueError: ``sid``, ``until`` or ``timeout`` is invalid (no request is sent).
+            WaitTimeoutError: The deadline passed first. It is also a
+                :class:`TimeoutError`; ``.call`` is the last call seen (``None`` if
+                no poll answered).
+            NotFoundError: There is no such call (at the first poll).
+            APIError: Any other error answer to a poll, after retries.
+            TransportError: A poll could not reach the API, after retries.
+        """
+        checked = check_sid(sid)
+        condition = make_condition(until)
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
+            raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+        self._requester.ensure_session()
+        return await wait_for(
+            self._requester.get_call,
+            checked,
+            condition,
+            timeout=float(timeout),
+            clock=self._wait_clock or asyncio.get_running_loop().time,
+            sleep=self._wait_sleep,
+        )
+
+    #: The clock and the sleep of :meth:`wait_for_call`; tests replace them on an instance.
+    _wait_clock: Callable[[], float] | None = None
+    _wait_sleep: Callable[[float], Awaitable[object]] = staticmethod(asyncio.sleep)
 
     # ------------------------------------------------------------------ many calls
 

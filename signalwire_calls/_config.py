@@ -6,15 +6,25 @@ import base64
 import ipaddress
 import os
 import re
+import urllib.request
 from collections.abc import Mapping
 from typing import Any, Final
+from urllib.parse import unquote
 
 import attrs
 from yarl import URL
 
 from signalwire_calls._errors import ConfigError
 
-__all__ = ["DEFAULT_MAX_BODY_SIZE", "Settings", "env_options", "make_settings"]
+__all__ = [
+    "DEFAULT_MAX_BODY_SIZE",
+    "Proxy",
+    "Settings",
+    "env_options",
+    "env_proxy",
+    "make_proxy",
+    "make_settings",
+]
 
 #: A Call is about 2 KiB and a page of 1,000 about 2 MiB; anything far larger
 #: is refused before it is read into memory.
@@ -41,9 +51,127 @@ class Settings:
     #: What a server could echo back and must never reach a message: the token
     #: and the base64 credential of the Authorization header.
     secrets: tuple[bytes, ...] = attrs.field(repr=False, default=())
+    #: The forward proxy every request goes through, or ``None``.
+    proxy: Proxy | None = None
 
     def __repr__(self) -> str:
         return f"Settings(project_id={self.project_id!r}, base_url={str(self.base_url)!r})"
+
+
+@attrs.frozen(repr=False)
+class Proxy:
+    """A validated forward proxy: its URL without credentials, and the credentials' header.
+
+    The credentials of the proxy URL go only into ``Proxy-Authorization``, which is
+    sent to the proxy alone; they are never shown.
+    """
+
+    url: URL
+    authorization: str | None = attrs.field(repr=False, default=None)
+    #: What must never reach a message: the password and the base64 credential.
+    secrets: tuple[bytes, ...] = attrs.field(repr=False, default=())
+
+    def __repr__(self) -> str:
+        return f"Proxy({str(self.url)!r})"
+
+
+def _masked(url: URL) -> str:
+    """Return the URL for a message: any user name and password replaced by ``***``."""
+    if url.user is None and url.password is None:
+        return str(url)
+    return str(url.with_user("***").with_password(None))
+
+
+def make_proxy(value: object, option: str = "proxy") -> Proxy:
+    """Validate a proxy URL, ``http://[user:password@]host[:port]``.
+
+    Args:
+        value: The URL (a ``str`` or a :class:`yarl.URL`).
+        option: What to call it in an error: the option or the variable it came from.
+
+    Raises:
+        ConfigError: The URL is not an ``http://`` proxy URL; the message names
+            ``option`` and never shows the credentials.
+    """
+    if not isinstance(value, str | URL):
+        raise ConfigError(f"{option} must be a URL such as 'http://proxy.example:3128'")
+    try:
+        url = URL(value.strip()) if isinstance(value, str) else value
+        host = url.host
+        url.port  # noqa: B018 - yarl checks the port only when it is read
+    except (TypeError, ValueError):
+        # The exception may quote the URL, and the URL its password.
+        raise ConfigError(
+            f"{option} is not a URL: expected 'http://[user:password@]host:port'"
+        ) from None
+    shown = _masked(url)
+    if url.scheme != "http" or not host:
+        raise ConfigError(
+            f"{option} must be an http:// proxy URL such as 'http://proxy.example:3128', "
+            f"got {shown!r} (the tunnel through it to the API is still TLS; "
+            "https:// and SOCKS proxies are not supported)"
+        )
+    if url.path not in {"", "/"} or url.query_string or url.fragment:
+        raise ConfigError(f"{option} must not have a path, query or fragment, got {shown!r}")
+    user, password = url.user, url.password
+    bare = url.with_user(None).with_password(None).with_path("")
+    if user is None and password is None:
+        return Proxy(url=bare)
+    credential = f"{unquote(user or '')}:{unquote(password or '')}"
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in credential):  # noqa: PLR2004
+        raise ConfigError(f"{option}: the proxy credentials contain control characters")
+    secret = base64.b64encode(credential.encode()).decode("ascii")
+    secrets = tuple(s.encode() for s in (secret, password or "", unquote(password or "")) if s)
+    return Proxy(url=bare, authorization=f"Basic {secret}", secrets=secrets)
+
+
+def env_proxy(target: URL) -> Proxy | None:
+    """Return the proxy the environment names for ``target``, as curl would pick it.
+
+    ``HTTPS_PROXY`` for an ``https://`` target, ``HTTP_PROXY`` for ``http://`` (the
+    lower-case names win, and ``HTTP_PROXY`` is ignored in a CGI script: the standard
+    library's reading, which aiohttp's ``trust_env`` uses too); none when ``NO_PROXY``
+    matches the host. Loopback hosts are not exempt unless ``NO_PROXY`` names them,
+    as with aiohttp. Read once, when the client is created.
+
+    Raises:
+        ConfigError: The variable holds something that is not an ``http://`` proxy URL.
+    """
+    scheme = target.scheme or ""
+    # The standard library's reading of the variables (lower case wins; HTTP_PROXY is
+    # ignored in a CGI script), which aiohttp's trust_env uses too.
+    proxies = urllib.request.getproxies()
+    value = proxies.get(scheme)
+    if not value or _bypassed(target, proxies.get("no", "")):
+        return None
+    name = next(
+        (n for n in (f"{scheme}_proxy", f"{scheme.upper()}_PROXY") if os.environ.get(n)),
+        f"{scheme.upper()}_PROXY",
+    )
+    return make_proxy(value, name)
+
+
+def _bypassed(target: URL, no_proxy: str) -> bool:
+    """Tell whether ``NO_PROXY`` exempts the target: ``*``, its host, or a parent domain.
+
+    Entries are comma-separated; a leading dot is ignored (``.example.com`` and
+    ``example.com`` both match ``api.example.com``), and an entry with ``:port``
+    matches only that port: curl's rules.
+    """
+    host = (target.host or "").lower().strip("[]")
+    for raw in no_proxy.split(","):
+        entry = raw.strip().lower()
+        if entry == "*":
+            return True
+        if not entry:
+            continue
+        name, _, port = entry.rpartition(":") if entry.count(":") == 1 else (entry, "", "")
+        if port and (not port.isdigit() or int(port) != target.port):
+            continue
+        name = name.lstrip(".").strip("[]")
+        if host == name or host.endswith("." + name):
+            return True
+    return False
 
 
 def env_options(environ: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -126,8 +254,16 @@ def make_settings(
     space_url: str | None,
     base_url: str | None,
     allow_insecure_http: bool = False,
+    proxy: object = None,
+    trust_env: bool = False,
 ) -> Settings:
-    """Validate the connection options; raise :class:`ConfigError` naming the bad one."""
+    """Validate the connection options; raise :class:`ConfigError` naming the bad one.
+
+    An explicit ``proxy`` wins over the environment; with ``trust_env`` (and no
+    ``proxy``), the environment's proxy for the API's URL is used (:func:`env_proxy`).
+    """
+    if not isinstance(trust_env, bool):
+        raise ConfigError(f"trust_env must be True or False, got {trust_env!r}")
     project = _credential("project_id", project_id, "SIGNALWIRE_PROJECT_ID")
     token = _credential("api_token", api_token, "SIGNALWIRE_API_TOKEN")
     if ":" in project:
@@ -147,9 +283,11 @@ def make_settings(
         base_url = _base_from_space(space_url)
     url = _check_base_url(base_url, allow_insecure_http)
     secret = base64.b64encode(f"{project}:{token}".encode()).decode("ascii")
+    via = make_proxy(proxy) if proxy is not None else env_proxy(url) if trust_env else None
     return Settings(
         project_id=project,
         base_url=url,
         authorization=f"Basic {secret}",
-        secrets=(token.encode(), secret.encode()),
+        secrets=(token.encode(), secret.encode(), *(via.secrets if via else ())),
+        proxy=via,
     )

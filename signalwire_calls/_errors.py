@@ -13,7 +13,8 @@
     │   ├── RateLimitedError               429 (.retry_after)
     │   └── ServerError                    5xx
     ├── DecodeError                        a 2xx body that is not a valid Call or page
-    └── BulkLookupError                    raised by BulkResult.raise_for_failures(): .failed
+    ├── BulkLookupError                    raised by BulkResult.raise_for_failures(): .failed
+    └── WaitTimeoutError (also TimeoutError) wait_for_call() passed its deadline: .call
 
 No message ever contains the API token or the Authorization header: URLs are kept
 without userinfo, and the requester scrubs the credentials from what a server
@@ -22,9 +23,12 @@ echoes back before anything of it reaches an exception.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from signalwire_calls import _json
+
+if TYPE_CHECKING:
+    from signalwire_calls._models import Call
 
 __all__ = [
     "APIError",
@@ -39,6 +43,7 @@ __all__ = [
     "ServerError",
     "SignalWireError",
     "TransportError",
+    "WaitTimeoutError",
     "error_from_response",
 ]
 
@@ -91,6 +96,44 @@ class BulkLookupError(SignalWireError):
         sample = ", ".join(f"{sid}: {err}" for sid, err in list(failed.items())[:3])
         more = f" (and {len(failed) - 3} more)" if len(failed) > 3 else ""  # noqa: PLR2004
         super().__init__(f"{len(failed)} lookup(s) failed: {sample}{more}")
+
+
+class WaitTimeoutError(SignalWireError, TimeoutError):
+    """:meth:`~signalwire_calls.CallsClient.wait_for_call` reached its deadline first.
+
+    Also a :class:`TimeoutError`, so ``except TimeoutError`` catches it too.
+
+    Attributes:
+        sid: The SID of the call that was awaited.
+        until: What was awaited: ``"final"``, ``"priced"``, or the statuses (a
+            :class:`frozenset` of strings).
+        timeout: The deadline, in seconds.
+        call: The last state of the call that a poll returned, or ``None`` when no
+            poll answered before the deadline.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        sid: str = "",
+        until: str | frozenset[str] = "",
+        timeout: float = 0.0,
+        call: Call | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.sid = sid
+        self.until = until
+        self.timeout = timeout
+        self.call = call
+
+    def __str__(self) -> str:
+        # OSError (TimeoutError's base) would format its args as (errno, strerror).
+        return str(self.args[0]) if self.args else ""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Keyword-only arguments do not survive the default pickling of exceptions.
+        return (type(self), (str(self),), self.__dict__.copy())
 
 
 class APIError(SignalWireError):

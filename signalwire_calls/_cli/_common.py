@@ -103,6 +103,12 @@ def connection_options(func: F) -> F:
             help="Retries of a failed request (5xx, 429, network errors).",
         ),
         click.option(
+            "--no-proxy-env",
+            is_flag=True,
+            help="Ignore HTTPS_PROXY/HTTP_PROXY/NO_PROXY; by default they are followed, "
+            "as curl does.",
+        ),
+        click.option(
             "-v", "--verbose", is_flag=True, help="Debug logs on stderr (never the token)."
         ),
     )
@@ -121,6 +127,9 @@ def make_client(conn: dict[str, Any]) -> CallsClient:
         )
     timeout = conn.pop("timeout", 30.0)
     retry = RetryPolicy(attempts=conn.pop("retries", 4) + 1)
+    # Like curl and gh, the command follows the environment's proxy (the library does
+    # only when asked): --no-proxy-env turns that off.
+    trust_env = not conn.pop("no_proxy_env", False)
     options: dict[str, Any] = env_options()
     options.update({key: value for key, value in conn.items() if value})
     if "project_id" not in options:
@@ -133,10 +142,12 @@ def make_client(conn: dict[str, Any]) -> CallsClient:
             "(or pass --space-url, or --base-url for another server)"
         )
     try:
-        client = CallsClient(**options, timeout=timeout, retry=retry)
+        client = CallsClient(**options, timeout=timeout, retry=retry, trust_env=trust_env)
     except ConfigError as err:
         raise CliError(str(err)) from None
     log.debug("calls of project %s at %s", client.project_id, client.base_url)
+    if client.proxy is not None:
+        log.debug("through the proxy %s (from the environment)", client.proxy)
     return client
 
 

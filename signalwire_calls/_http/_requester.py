@@ -34,7 +34,7 @@ from signalwire_calls._retry import RetryPolicy, parse_retry_after
 from signalwire_calls._wire import WIRE
 
 if TYPE_CHECKING:
-    from signalwire_calls._config import Settings
+    from signalwire_calls._config import Proxy, Settings
     from signalwire_calls._models import Call
 
 __all__ = ["Requester", "user_agent"]
@@ -169,6 +169,7 @@ class Requester:
             "Accept": "application/json",
             "User-Agent": user_agent(),
         }
+        self._session_headers = dict(self._headers)
         # An owned session carries the headers and the middleware itself; a
         # caller's session gets them with each request.
         self._request_options: dict[str, Any] = (
@@ -182,6 +183,34 @@ class Requester:
                 "raise_for_status": False,
             }
         )
+        proxy = settings.proxy
+        if proxy is not None:
+            self._use_proxy(proxy, settings)
+
+    def _use_proxy(self, proxy: Proxy, settings: Settings) -> None:
+        """Send every request through ``proxy``, each credential only to its owner.
+
+        Per request, so that a caller's session goes through it too.
+        """
+        options = self._request_options
+        options["proxy"] = proxy.url
+        headers: dict[str, str] = dict(options.get("headers", {}))
+        if self._owns_session:
+            # aiohttp copies a session's default headers into the proxy's headers and
+            # sends an Authorization among them to the proxy (as Proxy-Authorization,
+            # or in the CONNECT): the API's credentials go with each request instead.
+            self._session_headers.pop("Authorization")
+            headers["Authorization"] = settings.authorization
+        if proxy.authorization is not None:
+            if settings.base_url.scheme == "https":
+                # Only in the CONNECT that opens the tunnel; never inside it.
+                options["proxy_headers"] = {hdrs.PROXY_AUTHORIZATION: proxy.authorization}
+            else:
+                # A plain-http request is sent to the proxy itself (absolute form), which
+                # consumes Proxy-Authorization: aiohttp sends proxy_headers only in a CONNECT.
+                headers[hdrs.PROXY_AUTHORIZATION] = proxy.authorization
+        if headers:
+            options["headers"] = headers
 
     @property
     def middleware(self) -> RetryMiddleware:
@@ -234,7 +263,9 @@ class Requester:
         keeps connections alive for reuse. ``ClientTimeout.total`` is left unset on
         purpose: it would span every retry of the middleware, which applies its own
         per-attempt timeout instead. ``trust_env`` stays off so that no proxy or
-        ``.netrc`` from the environment sees the Authorization header unasked.
+        ``.netrc`` from the environment sees the Authorization header unasked (the
+        client's own ``trust_env`` option resolves the proxy once, in
+        ``signalwire_calls._config``, and without ``.netrc``).
         """
         connector = aiohttp.TCPConnector(
             limit=self._max_connections,  # every request goes to one host: no per-host limit
@@ -246,7 +277,7 @@ class Requester:
             connector=connector,
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.timeout),
             middlewares=(self._middleware,),
-            headers=self._headers,
+            headers=self._session_headers,
             raise_for_status=False,
             trust_env=False,
             cookie_jar=aiohttp.DummyCookieJar(),

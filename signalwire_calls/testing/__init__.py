@@ -15,6 +15,11 @@ cursor paging, filters, the service's error bodies, and faults on demand::
             call = await client.get_call(fake.call_sids[0])
         assert fake.attempts(fake.call_sids[0]) == 3
 
+Calls placed with :meth:`FakeSignalWire.place_call` progress on the emulator's clock
+(``queued`` to a final status, then priced) as ``await fake.advance(seconds)`` moves
+it, and send signed status callbacks to their ``status_callback`` URL, so a bot's
+``wait_for_call`` and webhook handler are tested without sleeping.
+
 With pytest, the ``signalwire_fake`` fixture (installed with this package) yields a
 started ``FakeSignalWire(calls=100, seed=1)``. From a shell::
 
@@ -32,13 +37,14 @@ import contextlib
 import sys
 from typing import TYPE_CHECKING
 
+from signalwire_calls.testing._callbacks import CallbackDelivery
 from signalwire_calls.testing._faults import FaultProfile, RequestRecord
 from signalwire_calls.testing._server import FakeSignalWire
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
-__all__ = ["FakeSignalWire", "FaultProfile", "RequestRecord", "main", "serve"]
+__all__ = ["CallbackDelivery", "FakeSignalWire", "FaultProfile", "RequestRecord", "main", "serve"]
 
 
 async def serve(

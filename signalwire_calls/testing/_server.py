@@ -9,12 +9,16 @@ from __future__ import annotations
 import asyncio
 import base64
 from collections import Counter
-from datetime import datetime
+from collections.abc import Collection
+from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any, Self
 
+import aiohttp
 from aiohttp import web
 
+from signalwire_calls.testing._callbacks import CallbackDelivery, deliver
+from signalwire_calls.testing._callbacks import signing_key as _signing_key
 from signalwire_calls.testing._data import (
     DEFAULT_NOW,
     LAML_PREFIX,
@@ -23,6 +27,7 @@ from signalwire_calls.testing._data import (
 )
 from signalwire_calls.testing._faults import FaultKind, FaultProfile, RequestRecord, Scripted
 from signalwire_calls.testing._listing import Listing, ListingError
+from signalwire_calls.testing._progress import EVENTS, OUTCOMES, Event, PlacedCall
 from signalwire_calls.testing._replies import FaultScript, error_body, send
 
 if TYPE_CHECKING:
@@ -30,7 +35,7 @@ if TYPE_CHECKING:
 
     from signalwire_calls import CallsClient
 
-__all__ = ["FakeSignalWire", "FaultProfile", "RequestRecord"]
+__all__ = ["CallbackDelivery", "FakeSignalWire", "FaultProfile", "RequestRecord"]
 
 _PREFIXES = (LAML_PREFIX, "/2010-04-01")
 
@@ -48,9 +53,12 @@ class FakeSignalWire:
         api_token: The API token clients must use.
         host: The address to listen on.
         port: The port; ``0`` picks a free one.
-        now: ``date_created`` of the newest generated call.
+        now: ``date_created`` of the newest generated call, and where the
+            emulator's clock (:attr:`now`) starts.
         faults: Random faults to inject (see :class:`FaultProfile`).
         record_requests: Whether to keep :attr:`requests` (turn off for long soaks).
+        signing_key: The project's Signing Key that status callbacks are signed
+            with; derived from ``seed`` unless given (``PSK_`` and 24 characters).
     """
 
     def __init__(
@@ -65,8 +73,14 @@ class FakeSignalWire:
         now: datetime = DEFAULT_NOW,
         faults: FaultProfile | None = None,
         record_requests: bool = True,
+        signing_key: str | None = None,
     ) -> None:
         default_project, default_token = identity(seed)
+        self.signing_key = signing_key or _signing_key(seed)
+        self.callbacks: list[CallbackDelivery] = []
+        self._now = now
+        self._placed: dict[str, PlacedCall] = {}
+        self._pending: list[tuple[Event, dict[str, str]]] = []
         self.project_id = project_id or default_project
         self.api_token = api_token or default_token
         self.host = host
@@ -125,6 +139,126 @@ class FakeSignalWire:
             call.pop(str(key), None)
         self._listing.add(call)
         return call
+
+    # -- calls that progress ---------------------------------------------------
+
+    @property
+    def now(self) -> datetime:
+        """The time on the emulator's clock, which only :meth:`advance` moves."""
+        return self._now
+
+    def place_call(
+        self,
+        *,
+        to: str | None = None,
+        from_: str | None = None,
+        outcome: str | None = "completed",
+        queue: float = 1.0,
+        ring: float = 5.0,
+        talk: float = 30.0,
+        price_delay: float | None = 5.0,
+        direction: str = "outbound-api",
+        status_callback: str | None = None,
+        status_callback_event: str | Collection[str] = ("completed",),
+        status_callback_method: str = "POST",
+        sid: str | None = None,
+    ) -> str:
+        """Place a call that progresses on the emulator's clock; return its SID.
+
+        From :attr:`now`, the call is ``queued`` for ``queue`` seconds, ``initiated``
+        for one, ``ringing`` for ``ring``, ``in-progress`` for ``talk``, then
+        ``completed``, and priced ``price_delay`` seconds later (``None``: never).
+        ``outcome="busy"`` or ``"failed"`` ends it instead of ringing; ``"no-answer"``
+        or ``"canceled"`` after ringing (those are never priced); ``None`` answers it
+        and never ends it. It is served and listed like any other call.
+
+        With ``status_callback``, each event of ``status_callback_event``
+        (``initiated``, ``ringing``, ``answered``, ``completed``; space-separated or
+        a collection; ``completed`` reports any final status) is sent to that URL
+        when :meth:`advance` reaches it: a form-encoded ``POST`` (or a ``GET``),
+        signed with :attr:`signing_key` in ``X-SignalWire-Signature``.
+
+        Raises:
+            ValueError: An outcome, event, method or duration is not valid.
+        """
+        if outcome is not None and outcome not in OUTCOMES:
+            raise ValueError(f"outcome must be one of {sorted(OUTCOMES)} or None, got {outcome!r}")
+        events = (
+            frozenset(status_callback_event.split())
+            if isinstance(status_callback_event, str)
+            else frozenset(status_callback_event)
+        )
+        unknown = events - {*EVENTS, "completed"}
+        if unknown:
+            raise ValueError(f"unknown status callback events: {sorted(unknown)}")
+        method = status_callback_method.upper()
+        if method not in {"GET", "POST"}:
+            raise ValueError(f"status_callback_method must be GET or POST, got {method!r}")
+        for name, value in (("queue", queue), ("ring", ring), ("talk", talk)):
+            if not value >= 0:
+                raise ValueError(f"{name} must be a number of seconds >= 0, got {value!r}")
+        if price_delay is not None and not price_delay >= 0:
+            raise ValueError(f"price_delay must be >= 0 seconds or None, got {price_delay!r}")
+        fields: dict[str, object] = {"direction": direction, "status": "queued"}
+        fields.update({k: v for k, v in (("to", to), ("from_", from_), ("sid", sid)) if v})
+        base = self.add_call(date_created=self._now, **fields)
+        placed = PlacedCall(
+            base=base,
+            created=self._now,
+            queue=queue,
+            ring=ring,
+            talk=talk,
+            outcome=outcome,
+            price_delay=price_delay,
+            mos=f"{4.0 + len(self._placed) % 5 / 10:.1f}",
+            callback=status_callback,
+            callback_method=method,
+            events=events,
+        )
+        self._placed[base["sid"]] = placed
+        self._progress()
+        return str(base["sid"])
+
+    async def advance(self, seconds: float) -> list[CallbackDelivery]:
+        """Move the clock on; placed calls progress and their callbacks are sent.
+
+        The callbacks that came due are sent one at a time, in the order of their
+        events, before this returns; each is recorded in :attr:`callbacks`.
+
+        Returns:
+            The callbacks sent by this step (your server's answers included).
+        """
+        if not seconds >= 0:
+            raise ValueError(f"seconds must be >= 0, got {seconds!r}")
+        self._now += timedelta(seconds=seconds)
+        self._progress()
+        return await self._send_callbacks()
+
+    def _progress(self) -> None:
+        for placed in self._placed.values():
+            changes = placed.due(self._now)
+            if not changes:
+                continue
+            call = placed.wire()
+            self._listing.add(call)
+            for when, status in changes:
+                event = placed.event_for(when, status)
+                if event is not None:
+                    self._pending.append((event, placed.params(event, call)))
+
+    async def _send_callbacks(self) -> list[CallbackDelivery]:
+        pending, self._pending = sorted(self._pending, key=lambda p: p[0].when), []
+        if not pending:
+            return []
+        sent = []
+        timeout = aiohttp.ClientTimeout(total=10.0)
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            for event, params in pending:
+                placed = self._placed[event.sid]
+                url, method = str(placed.callback), placed.callback_method
+                sent.append(await deliver(session, self.signing_key, url, method, params))
+        self.callbacks.extend(sent)
+        return sent
 
     def attempts(self, sid: str) -> int:
         """Return how many GETs of this SID the emulator received (faulted ones too)."""
