@@ -54,6 +54,7 @@ NAMESPACE: dict[str, Any] = {
     "signalwire_calls": signalwire_calls,
     # ``<!-- skip: start if(not HAVE_RATELIMIT, reason=...) -->`` on the default install.
     "HAVE_RATELIMIT": importlib.util.find_spec("aiolimiter") is not None,
+    "HAVE_FASTAPI": all(importlib.util.find_spec(name) for name in ("fastapi", "uvicorn")),
 }
 
 _FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
