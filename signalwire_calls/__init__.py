@@ -16,6 +16,7 @@ from signalwire_calls._errors import (
     AuthenticationError,
     BulkLookupError,
     ConfigError,
+    ConnectError,
     DecodeError,
     NotFoundError,
     PermissionDeniedError,
@@ -24,6 +25,7 @@ from signalwire_calls._errors import (
     ServerError,
     SignalWireError,
     TransportError,
+    UnreachableError,
 )
 from signalwire_calls._models import (
     BulkResult,
@@ -52,6 +54,7 @@ __all__ = [
     "CallStatus",
     "CallsClient",
     "ConfigError",
+    "ConnectError",
     "DecodeError",
     "NotFoundError",
     "PermissionDeniedError",
@@ -62,5 +65,6 @@ __all__ = [
     "SignalWireError",
     "SubresourceUris",
     "TransportError",
+    "UnreachableError",
     "__version__",
 ]
