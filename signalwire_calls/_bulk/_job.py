@@ -499,7 +499,7 @@ class _Job(Generic[K, V, R]):
             self._streak = 0
             await asyncio.sleep(0)
 
-    async def _settle(  # noqa: PLR0913, PLR0917 - one key's state, handed on
+    async def _settle(  # noqa: PLR0917 - one key's state, handed on
         self, ticket: _Ticket, seq: int, key: K, error: Exception, generation: int, rtt: float
     ) -> None:
         """Report a failed attempt, retrying a throttled key under the shrunk limit."""

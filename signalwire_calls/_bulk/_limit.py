@@ -15,7 +15,7 @@ __all__ = ["AdaptiveLimit"]
 #: A self-tuning limit aims to keep between ``alpha`` and ``beta`` calls queued
 #: (beyond what the round trip alone explains): fractions of the limit, with floors.
 _ALPHA: Final = 0.03
-_BETA: Final = 0.10
+_BETA: Final = 0.08
 _ALPHA_MIN: Final = 2.0
 _BETA_MIN: Final = 4.0
 #: How far one round moves the limit toward its target (1 would jump there).
@@ -40,20 +40,25 @@ class AdaptiveLimit:
     ``initial`` and is recomputed once per *round*, i.e. once per
     ``max(current, 16)`` successful calls, from the mean round trip of the round
     ``rtt`` and the no-load round trip ``base`` (the smallest round mean seen,
-    allowed to drift up by 0.02 % a round). As in TCP Vegas, the calls that are
+    allowed to drift up by 0.02 % a round); ``rtt`` is averaged with the previous
+    round's value after slow start, so one noisy round moves the limit less. As
+    in TCP Vegas, the calls that are
     queued somewhere (in the service, the network or this process's event loop)
     rather than being served are estimated as::
 
         queue = current * (1 - base / rtt)
-        alpha = max(2, 0.03 * current);  beta = max(4, 0.10 * current)
+        alpha = max(2, 0.03 * current);  beta = max(4, 0.08 * current)
 
-    * while no queue has been seen yet (*slow start*), ``queue <= beta`` doubles
-      the limit each round;
-    * otherwise, ``queue < alpha`` or ``queue > beta`` moves the limit halfway to
-      ``target = current * base / rtt + (alpha + beta) / 2`` (at most doubling
-      it), and in between it holds;
-    * a throttle (HTTP 429) multiplies it by ``backoff`` (0.9 in the client, as a
-      TCP-CUBIC/AWS-adaptive-retry style gentle cut) and, for the next 30 rounds,
+    * while no queue has been seen yet (*slow start*), ``queue <= 2 * beta``
+      doubles the limit each round (the first round trips also pay for new
+      connections, hence the slack);
+    * then ``queue < alpha`` adds ``max(sqrt(current), (alpha + beta) / 2)``,
+      ``queue > beta`` moves the limit halfway down to
+      ``target = current * base / rtt + (alpha + beta) / 2`` (the limit that
+      would leave ``(alpha + beta) / 2`` queued), and in between it holds;
+    * a throttle (HTTP 429) multiplies it by ``backoff`` (0.9 in the client, a
+      gentle cut as in TCP CUBIC and AWS's adaptive retry; 0.5 if it comes in
+      slow start, which overshoots by up to twice) and, for the next 30 rounds,
       growth is at most one slot per round, so a rate cap is probed slowly.
 
     So the limit grows while latency holds, stops where extra calls only queue
@@ -123,6 +128,7 @@ class AdaptiveLimit:
         self._rtt_count = 0
         self._round_size = max(self._current, _ROUND_MIN)
         self._base = math.inf
+        self._rtt = 0.0
         self._slow_start = True
         self._careful = 0  # rounds left of one-slot growth after a throttle
         self._in_flight = 0
@@ -221,11 +227,13 @@ class AdaptiveLimit:
         if generation < self._generation:
             return False
         self._successes = 0
+        # Slow start overshoots by up to twice: its first cut halves, as in TCP.
+        backoff = 0.5 if self.tune and self._slow_start else self._backoff
         self._slow_start = False
         self._careful = _CAREFUL_ROUNDS
         if self._current <= self.minimum:
             return False
-        return self._set(int(self._current * self._backoff), "throttled")
+        return self._set(int(self._current * backoff), "throttled")
 
     def succeeded(self, generation: int, rtt: float | None = None) -> bool:  # noqa: PLR0911
         """Report a call the service answered normally (anything but a throttle).
@@ -258,10 +266,13 @@ class AdaptiveLimit:
 
     def _end_round(self) -> bool:
         """Close a self-tuning round: compare its mean round trip with the no-load one."""
-        rtt = self._rtt_sum / self._rtt_count
+        sample = self._rtt_sum / self._rtt_count
         self._rtt_sum = 0.0
         self._rtt_count = 0
-        base = self._base = min(self._base * _BASE_DRIFT, rtt)
+        base = self._base = min(self._base * _BASE_DRIFT, sample)
+        # Smoothed over two rounds or so: one noisy round (a busy machine) moves less.
+        smoothed = self._rtt = sample if self._rtt == 0.0 else (self._rtt + sample) / 2
+        rtt = sample if self._slow_start else smoothed  # slow start must stop at once
         current = self._current
         careful = self._careful
         if careful:
@@ -269,24 +280,21 @@ class AdaptiveLimit:
         queue = current * (1.0 - base / rtt) if rtt > 0 else 0.0
         alpha = max(_ALPHA_MIN, _ALPHA * current)
         beta = max(_BETA_MIN, _BETA * current)
-        if self._slow_start and queue <= beta:
+        if self._slow_start and queue <= 2 * beta:
             new = 2 * current
         else:
             self._slow_start = False
             if alpha <= queue <= beta:
                 new = current
+            elif queue < alpha:
+                new = current + round(max(math.sqrt(current), (alpha + beta) / 2))
             else:
                 target = current * base / rtt + (alpha + beta) / 2
-                new = round(current + _SMOOTHING * (target - current))
-                new = min(new, 2 * current)
-                if new == current:
-                    new += 1 if queue < alpha else -1
+                new = min(current - 1, round(current + _SMOOTHING * (target - current)))
         if careful and new > current:
             new = current + 1
         new = max(self.minimum, min(self.maximum, new))
-        changed = self._set(new, "latency")
-        self._round_size = max(self._current, _ROUND_MIN)
-        return changed
+        return self._set(new, "latency")
 
     def _set(self, new: int, reason: str) -> bool:  # noqa: ARG002 - for an observer's hook
         """Change the limit: the one place its value changes.
@@ -300,6 +308,7 @@ class AdaptiveLimit:
             return False
         self._current = new
         self._needed = self._successes_needed()
+        self._round_size = max(new, _ROUND_MIN)
         if new < old:
             self._generation += 1
             self._rtt_sum = 0.0

@@ -217,7 +217,8 @@ class Requester:
         job's own limit, which may be larger (a pool capped below it would queue
         them silently). It keeps connections alive for reuse.
         ``ClientTimeout.total`` is left unset on purpose: it would span every retry
-        of the middleware, which applies its own per-attempt timeout instead. ``trust_env`` stays off so that no proxy or
+        of the middleware, which applies its own per-attempt timeout instead.
+        ``trust_env`` stays off so that no proxy or
         ``.netrc`` from the environment sees the Authorization header unasked.
         """
         connector = aiohttp.TCPConnector(
