@@ -30,7 +30,7 @@ def _child(mode: str, n: int) -> None:
         for i in range(n):
             yield str(uuid.UUID(int=(i * 0x9E3779B97F4A7C15_F39CC0605CEDC834) % (1 << 128)))
 
-    async def work(sid: str) -> None:
+    async def work(_sid: str) -> None:
         return None
 
     async def main() -> int:
@@ -74,7 +74,7 @@ def main() -> None:
         per = float(out.stdout.strip())
         goal = (
             "  (goal <= 80: " + ("met)" if per <= 80 else "NOT met)") if mode == "compact" else ""
-        )  # noqa: PLR2004
+        )
         print(f"{mode:9} {per:7.1f} bytes per distinct SID over {args.sids:,} SIDs{goal}")
 
 
