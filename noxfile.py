@@ -65,11 +65,30 @@ def docs(session: nox.Session) -> None:
     )
 
 
+def _bench(session: nox.Session) -> None:
+    # `nox -s bench -- --wan [wan.py options]` runs only the WAN/TLS/controller profiles.
+    args = list(session.posargs)
+    if "--wan" in args:
+        args.remove("--wan")
+        session.run("python", "bench/wan.py", *args)
+        return
+    session.run("python", "bench/run.py", *args)
+    session.run("python", "bench/wan.py", "--out", "docs/bench")
+
+
 @nox.session(python=None)
 def bench(session: nox.Session) -> None:
-    """Run the side-by-side benchmarks (not part of the test run); writes docs/bench/."""
+    """Run the side-by-side benchmarks with the speedups extra (orjson); writes docs/bench/."""
+    session.install("-e", ".[bench,speedups]")
+    _bench(session)
+
+
+@nox.session(python=None)
+def bench_default(session: nox.Session) -> None:
+    """The same benchmarks on the default install (no orjson), in a separate environment."""
     session.install("-e", ".[bench]")
-    session.run("python", "bench/run.py", *session.posargs)
+    session.run("python", "-c", "import importlib.util as u; assert not u.find_spec('orjson')")
+    _bench(session)
 
 
 @nox.session(python=None)

@@ -88,11 +88,12 @@ def template() -> bytes:
     return templates(1)[0]
 
 
-def templates(n: int = 256, seed: int = 4) -> list[bytes]:
-    """Return ``n`` varied bodies to serve in turn, each with a placeholder SID.
+def templates(n: int = 20_000, seed: int = 4) -> list[bytes]:
+    """Return ``n`` distinct bodies to serve in turn, each with a placeholder SID.
 
-    Varied (times, numbers, prices, MOS), so that no value cache in a client can
-    look better on the benchmark than it would on real traffic.
+    Distinct (times, numbers, prices, MOS), as real records are: a round of up to
+    ``n`` lookups never sees a body twice, so no value cache in a client can look
+    better on the benchmark than it would on real traffic.
     """
     rng = random.Random(seed)
     out = []

@@ -1,7 +1,7 @@
 """Benchmarks, side by side: ``nox -s bench`` (or ``python bench/run.py --help``).
 
-One loopback server process serves realistic Call JSON (a few hundred
-varied bodies in turn, SID spliced in); this process
+One loopback server process serves realistic Call JSON (20,000 distinct
+bodies in turn, SID spliced in); this process
 runs interleaved rounds of (a) raw aiohttp GET + read, (b) this library's
 ``iter_call_results``, (c) twilio-python's ``AsyncTwilioHttpClient`` + ``fetch_async`` and
 (d) (b) under uvloop, then a concurrency sweep of (a), (b), (c), the memory held
@@ -73,6 +73,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="concurrency levels for the plot, comma-separated ('' to skip)",
     )
     p.add_argument("--sweep-lookups", type=int, default=5_000, help="lookups per sweep point")
+    p.add_argument("--sweep-rounds", type=int, default=3, help="runs per sweep point (3)")
     p.add_argument("--memory", type=int, default=100_000, help="distinct calls to hold (0 skips)")
     p.add_argument("--latency", type=int, default=2_000, help="sequential lookups timed (0 skips)")
     p.add_argument("--no-uvloop", action="store_true", help="skip contender (d)")
@@ -179,17 +180,28 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         # ---- concurrency sweep
         levels = [int(x) for x in args.sweep.split(",") if x.strip()]
         sweep: dict[str, dict[int, float]] = {k: {} for k in ("a", "b", "c")}
+        sweep_runs: dict[str, dict[int, list[float]]] = {k: {} for k in ("a", "b", "c")}
         for level in levels:
             n = args.sweep_lookups if level >= 5 else max(1_000, args.sweep_lookups // 3)
             sweep_sids = sids[:n] if n <= len(sids) else data.sids(n)
-            line = []
+            for _ in range(args.sweep_rounds):  # interleaved, for min / median / max
+                for key in ("a", "b", "c"):
+                    runner = measure.RUNNERS[key]
+                    elapsed = _run(lambda runner=runner, s=sweep_sids, c=level: runner(url, s, c))
+                    sweep_runs[key].setdefault(level, []).append(n / elapsed)
             for key in ("a", "b", "c"):
-                runner = measure.RUNNERS[key]
-                elapsed = _run(lambda runner=runner, s=sweep_sids, c=level: runner(url, s, c))
-                sweep[key][level] = n / elapsed
-                line.append(f"{key}={n / elapsed:,.0f}")
-            print(f"  sweep concurrency {level:3}: {'  '.join(line)}", flush=True)
+                sweep[key][level] = statistics.median(sweep_runs[key][level])
+            line = "  ".join(f"{k}={sweep[k][level]:,.0f}" for k in ("a", "b", "c"))
+            ratio = [
+                b / a for a, b in zip(sweep_runs["a"][level], sweep_runs["b"][level], strict=True)
+            ]
+            print(
+                f"  sweep concurrency {level:3}: {line}  b/a min/median/max "
+                f"{min(ratio):.2f}/{statistics.median(ratio):.2f}/{max(ratio):.2f}",
+                flush=True,
+            )
         results["sweep"] = sweep
+        results["sweep_runs"] = sweep_runs
 
     # ---- memory (no server needed)
     if args.memory:
@@ -283,13 +295,24 @@ def plot(results: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
+    runs = results.get("sweep_runs", {})
     for key, style in (("a", "k--"), ("b", "C0-o"), ("c", "C3-s")):
         points = sorted((int(c), r) for c, r in results["sweep"][key].items())
-        ax.plot(
-            [c for c, _ in points],
-            [r for _, r in points],
-            style,
-            label=f"({key}) {NAMES[key]}",
+        levels = [c for c, _ in points]
+        medians = [r for _, r in points]
+        spread = [
+            runs.get(key, {}).get(c) or runs.get(key, {}).get(str(c)) or [r] for c, r in points
+        ]
+        ax.errorbar(
+            levels,
+            medians,
+            yerr=[
+                [m - min(v) for m, v in zip(medians, spread, strict=True)],
+                [max(v) - m for m, v in zip(medians, spread, strict=True)],
+            ],
+            fmt=style,
+            capsize=2,
+            label=f"({key}) {NAMES[key]} (median, min-max)",
             ms=4,
         )
     ax.set_xlabel("concurrency (lookups in flight)")

@@ -2,7 +2,7 @@
 
 Raw :class:`asyncio.Protocol`, keep-alive, pipelining-safe, no framework: the
 point is that the server is never the bottleneck of a client benchmark. Each
-body is one of a few hundred varied templates (served in turn) with the
+body is one of 20,000 distinct templates (served in turn) with the
 requested SID spliced in (the last path segment, without ``.json`` or a query),
 so that clients which check the SID they get back (``get_call`` does) see a
 consistent answer.

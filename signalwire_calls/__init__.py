@@ -16,6 +16,7 @@ from signalwire_calls._errors import (
     AuthenticationError,
     BulkLookupError,
     ConfigError,
+    ConnectError,
     DecodeError,
     NotFoundError,
     PermissionDeniedError,
@@ -24,6 +25,7 @@ from signalwire_calls._errors import (
     ServerError,
     SignalWireError,
     TransportError,
+    UnreachableError,
     WaitTimeoutError,
 )
 from signalwire_calls._models import (
@@ -53,6 +55,7 @@ __all__ = [
     "CallStatus",
     "CallsClient",
     "ConfigError",
+    "ConnectError",
     "DecodeError",
     "NotFoundError",
     "PermissionDeniedError",
@@ -63,6 +66,7 @@ __all__ = [
     "SignalWireError",
     "SubresourceUris",
     "TransportError",
+    "UnreachableError",
     "WaitTimeoutError",
     "__version__",
 ]

@@ -6,7 +6,7 @@ import re
 import uuid
 from typing import Final
 
-__all__ = ["check_count", "check_sid"]
+__all__ = ["check_count", "check_sid", "sid_bytes"]
 
 _SID: Final = re.compile(
     r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
@@ -44,6 +44,11 @@ def check_sid(sid: object, what: str = "call SID") -> str:
         f"Invalid {what} {shown}: expected a UUID such as '{_EXAMPLE}' "
         "(SignalWire SIDs have no 'CA' prefix)"
     )
+
+
+def sid_bytes(sid: str) -> bytes:
+    """Return the 16 bytes of a SID that :func:`check_sid` returned (a compact, exact key)."""
+    return bytes.fromhex(sid.replace("-", ""))
 
 
 def check_count(name: str, value: object, *, minimum: int = 1) -> int:

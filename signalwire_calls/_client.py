@@ -25,9 +25,9 @@ from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any, Self, cast
 
 from signalwire_calls._bulk import AdaptiveLimit, BulkProgress, fan_out
-from signalwire_calls._checks import check_sid
+from signalwire_calls._checks import check_sid, sid_bytes
 from signalwire_calls._config import DEFAULT_MAX_BODY_SIZE, Settings, env_options, make_settings
-from signalwire_calls._errors import ConfigError
+from signalwire_calls._errors import ConfigError, ConnectError, UnreachableError
 from signalwire_calls._http import Requester, throttle_listener
 from signalwire_calls._listing import (
     MAX_PAGE_SIZE,
@@ -50,10 +50,45 @@ __all__ = ["CallsClient"]
 
 log = logging.getLogger("signalwire_calls")
 
-#: Successes that win back one slot of a bulk job's concurrency after a 429.
+#: Successes that win back one slot of a pinned bulk job's concurrency after a 429.
 _GROWTH_STEP = 8
-#: The default number of lookups a bulk job has in flight.
-_CONCURRENCY = 64
+#: The ceiling of a self-tuning bulk job's concurrency (the docs cite it).
+MAX_CONCURRENCY = 1000
+#: Where a self-tuning bulk job starts (it doubles each round trip from here).
+_INITIAL_CONCURRENCY = 32
+#: What a self-tuning job multiplies its limit by on a burst of 429s.
+_THROTTLE_BACKOFF = 0.9
+#: File descriptors left to the rest of the process when the default ceiling is
+#: lowered to fit ``ulimit -n``.
+_FD_RESERVE = 64
+
+
+def _fd_budget() -> int | None:
+    """Connections this process can open beside its other files (``None``: unknown)."""
+    try:
+        import resource  # noqa: PLC0415 - Unix only
+    except ImportError:  # pragma: no cover - Windows
+        return None
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return None
+    return max(1, soft - _FD_RESERVE)
+
+
+def _unreachable(error: Exception, not_tried: int | None) -> UnreachableError | None:
+    """The error that ends a bulk job whose first lookups could not connect, if this is one."""
+    if not isinstance(error, ConnectError) or isinstance(error, UnreachableError):
+        return None
+    cause = error.__cause__
+    reason = f"{type(cause).__name__}: {cause}" if cause is not None else str(error)
+    left = f"{not_tried:,} SID(s)" if not_tried is not None else "the rest of the input"
+    return UnreachableError(
+        f"Cannot reach {error.host or error.url} ({reason}); no lookup had succeeded, "
+        f"so the job stopped with {left} not tried",
+        url=error.url,
+        host=error.host,
+        not_tried=not_tried,
+    )
 
 
 def _check_positive(name: str, value: object, *, allow_none: bool = False) -> None:
@@ -80,7 +115,9 @@ class CallsClient:
         retry: How failed attempts are retried (:class:`RetryPolicy`).
         timeout: Seconds each attempt may take, connect and read included (an
             attempt is cut off between 1x and 1.25x this, by one shared timer).
-        max_connections: Size of the connection pool.
+        max_connections: The most individual requests (:meth:`get_call`, listing
+            pages) in flight at once; a bulk job's requests are bounded by its
+            own limit instead (:meth:`iter_call_results`).
         session: A caller-owned :class:`aiohttp.ClientSession` to use instead of an
             owned one; it is never closed by this client. Its own middlewares are
             replaced by this client's retry middleware on this client's requests.
@@ -316,31 +353,49 @@ class CallsClient:
         self,
         sids: Iterable[str | uuid.UUID] | AsyncIterable[str | uuid.UUID],
         *,
-        concurrency: int = _CONCURRENCY,
+        concurrency: int | None = None,
+        max_concurrency: int | None = None,
         ordered: bool = False,
         on_progress: Callable[[BulkProgress], None] | None = None,
+        distinct: bool = False,
     ) -> AsyncIterator[CallResult]:
         """Look up many calls concurrently; yield one :class:`CallResult` per distinct SID.
 
         The input is streamed (it may be a huge iterable or an async iterable) and
-        each distinct SID is fetched once. At most ``concurrency`` requests are in
-        flight at any time (never more than ``max_connections``); when the service
-        answers 429 the job halves its concurrency and grows back after a run of
-        successes, and a SID that was only rate-limited is tried again rather than
-        reported. A failing SID never stops the others: its result carries the
-        error (:class:`NotFoundError` for a missing call, ``ValueError`` for a SID
-        that is not a UUID, which costs no request).
+        each distinct SID is fetched once. By default the number of requests in
+        flight tunes itself (see :doc:`/bulk`): it starts at 32, doubles each
+        round trip while latency holds, settles where more requests would only
+        queue (in the service, the network or this process), backs off when
+        latency rises, and is cut by 10 % on a burst of 429s; always between 1 and
+        ``max_concurrency``. ``concurrency=N`` pins it at N instead (halved on 429s,
+        grown back after successes). A bulk job's requests do not count against
+        ``max_connections``: the job's limit bounds them.
+
+        A SID that was only rate-limited is tried again rather than reported. A
+        failing SID never stops the others: its result carries the error
+        (:class:`NotFoundError` for a missing call, ``ValueError`` for a SID that
+        is not a UUID, which costs no request). The one exception: when the first
+        lookups cannot connect at all (refused, the name does not resolve, TLS
+        fails) and none has succeeded, the iterator raises
+        :class:`UnreachableError` at once instead of trying every SID.
 
         Breaking out of the loop, or cancelling the task that runs it, cancels
         the requests in flight and leaves no task behind.
 
         Args:
             sids: The SIDs to look up.
-            concurrency: The most requests in flight at once.
+            concurrency: Pin the requests in flight at this number (no latency
+                tuning); cannot be combined with ``max_concurrency``.
+            max_concurrency: The ceiling of the self-tuning limit (default 1000,
+                lowered to fit ``ulimit -n`` if that is smaller).
             ordered: Yield results in input order (with a bounded reorder buffer)
                 instead of as they complete.
             on_progress: Called with a :class:`BulkProgress` after every result;
                 an exception in it is logged and the hook dropped.
+            distinct: The input is known to hold no SID twice: keep no
+                de-duplication state, so memory is proportional to the
+                concurrency only (a repeated SID would then be fetched again).
+                Otherwise the state costs about 30 bytes per distinct SID.
 
         Returns:
             An async iterator of one result per distinct SID. Use it with
@@ -349,38 +404,71 @@ class CallsClient:
             is garbage-collected, a few event-loop turns later).
 
         Raises:
-            ValueError: ``concurrency`` is not a positive integer.
+            ValueError: ``concurrency`` or ``max_concurrency`` is not a positive integer.
+            ConfigError: Both are given, or one is more than the connections
+                available: a caller's session whose connector has a smaller
+                ``limit``, or ``ulimit -n``.
         """
         self._requester.ensure_session()
-        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
-            raise ValueError(f"concurrency must be a positive integer, got {concurrency!r}")
-        if concurrency > self._max_connections:
-            log.debug(
-                "concurrency %d capped at max_connections=%d", concurrency, self._max_connections
-            )
-            concurrency = self._max_connections
-        # Halve on a 429 but win the slots back quickly: one more slot per few
-        # successes rather than per full window, or a handful of scattered 429s
-        # keeps a large job at a fraction of its concurrency for most of its run.
-        limit = AdaptiveLimit(concurrency, increase_after_max=_GROWTH_STEP)
+        limit = self._bulk_limit(concurrency, max_concurrency)
         # check_sid (the validator) turns every key into a SID string before work sees it.
         keys = cast("Iterable[str] | AsyncIterable[str]", sids)
         return fan_out(
             keys,
-            self._requester.get_call,
+            self._requester.lookup,
             concurrency=limit,
             ordered=ordered,
             validate=check_sid,
             on_progress=on_progress,
             throttle_hook=throttle_listener,
+            distinct=distinct,
+            compact=sid_bytes,
+            abort=_unreachable,
             wrap=build_call_result,  # CallResult(sid, call, error), faster
+        )
+
+    def _bulk_limit(self, concurrency: int | None, max_concurrency: int | None) -> AdaptiveLimit:
+        """Build a bulk job's limit: pinned or self-tuning, and never above what can connect."""
+        for name, value in (("concurrency", concurrency), ("max_concurrency", max_concurrency)):
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int) or value < 1
+            ):
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if concurrency is not None and max_concurrency is not None:
+            raise ConfigError(
+                "pass concurrency (a fixed limit) or max_concurrency (the ceiling of "
+                "the self-tuning one), not both"
+            )
+        cap, why = self._requester.connection_cap, "the connector of the session passed in"
+        fds = _fd_budget()
+        if fds is not None and (cap is None or fds < cap):
+            cap, why = fds, "ulimit -n (open files) minus a reserve"
+        asked = concurrency if concurrency is not None else max_concurrency
+        if asked is not None and cap is not None and asked > cap:
+            name = "concurrency" if concurrency is not None else "max_concurrency"
+            raise ConfigError(
+                f"{name}={asked} is more than the {cap} connections available ({why}); "
+                "ask for fewer, or raise that limit"
+            )
+        if concurrency is not None:
+            # Halve on a 429 but win the slots back quickly: one more slot per few
+            # successes rather than per full window, or a handful of scattered 429s
+            # keeps a large job at a fraction of its concurrency for most of its run.
+            return AdaptiveLimit(concurrency, increase_after_max=_GROWTH_STEP)
+        ceiling = max_concurrency or (MAX_CONCURRENCY if cap is None else min(MAX_CONCURRENCY, cap))
+        return AdaptiveLimit(
+            ceiling,
+            initial=min(_INITIAL_CONCURRENCY, ceiling),
+            tune=True,
+            backoff=_THROTTLE_BACKOFF,
         )
 
     async def get_calls(
         self,
         sids: Iterable[str | uuid.UUID] | AsyncIterable[str | uuid.UUID],
         *,
-        concurrency: int = _CONCURRENCY,
+        concurrency: int | None = None,
+        max_concurrency: int | None = None,
         on_progress: Callable[[BulkProgress], None] | None = None,
     ) -> BulkResult:
         """Look up many calls and collect the outcome (:meth:`iter_call_results`, gathered).
@@ -390,12 +478,21 @@ class CallsClient:
         invalid SID), as :attr:`CallResult.outcome` files it. Call
         :meth:`BulkResult.raise_for_failures` to turn failures into an exception.
         For large jobs, stream with :meth:`iter_call_results` instead: this
-        holds every call in memory.
+        holds every call in memory. ``concurrency`` and ``max_concurrency`` are
+        :meth:`iter_call_results`'s.
+
+        Raises:
+            UnreachableError: No lookup could connect (nothing was collected).
         """
         found: dict[str, Call] = {}
         missing: list[str] = []
         failed: dict[str, Exception] = {}
-        results = self.iter_call_results(sids, concurrency=concurrency, on_progress=on_progress)
+        results = self.iter_call_results(
+            sids,
+            concurrency=concurrency,
+            max_concurrency=max_concurrency,
+            on_progress=on_progress,
+        )
         async for result in results:
             outcome = result.outcome
             if outcome == "found":

@@ -5,7 +5,9 @@
     SignalWireError
     ├── ConfigError (also ValueError)      bad settings, caught before any I/O
     ├── TransportError                     no usable response after retries (see __cause__)
-    │   └── RequestTimeoutError            an attempt took longer than the client's timeout
+    │   ├── RequestTimeoutError            an attempt took longer than the client's timeout
+    │   └── ConnectError                   no connection: refused, name not resolved, TLS failed
+    │       └── UnreachableError           a bulk job stopped: nothing of it could connect
     ├── APIError                           a non-2xx answer: status, code, message, more_info
     │   ├── AuthenticationError            401
     │   ├── PermissionDeniedError          403
@@ -35,6 +37,7 @@ __all__ = [
     "AuthenticationError",
     "BulkLookupError",
     "ConfigError",
+    "ConnectError",
     "DecodeError",
     "NotFoundError",
     "PermissionDeniedError",
@@ -43,6 +46,7 @@ __all__ = [
     "ServerError",
     "SignalWireError",
     "TransportError",
+    "UnreachableError",
     "WaitTimeoutError",
     "error_from_response",
 ]
@@ -73,6 +77,37 @@ class TransportError(SignalWireError):
 
 class RequestTimeoutError(TransportError):
     """An attempt took longer than the client's per-attempt ``timeout``."""
+
+
+class ConnectError(TransportError):
+    """No connection could be made: refused, the name did not resolve, or TLS failed.
+
+    ``host`` is what could not be reached (``host:port``).
+    """
+
+    def __init__(self, message: str, *, method: str = "GET", url: str = "", host: str = "") -> None:
+        super().__init__(message, method=method, url=url)
+        self.host = host
+
+
+class UnreachableError(ConnectError):
+    """A bulk job stopped early: it could not connect, and no lookup of it had succeeded.
+
+    Raised from the job's iterator instead of one failure per SID, within the
+    retries of the first lookups. Once any lookup of a job has been answered, a
+    later outage is retried and reported per SID instead.
+
+    Attributes:
+        host: What could not be reached (``host:port``).
+        not_tried: SIDs of the input left without a result (``None`` if the
+            input has no ``len()``).
+    """
+
+    def __init__(
+        self, message: str, *, url: str = "", host: str = "", not_tried: int | None
+    ) -> None:
+        super().__init__(message, url=url, host=host)
+        self.not_tried = not_tried
 
 
 class DecodeError(SignalWireError):

@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
+import socket
+import uuid
 from datetime import UTC, datetime, timedelta
 
+import aiohttp
 import pytest
 import signalwire_calls as swc
 from signalwire_calls.testing import FakeSignalWire, FaultProfile
@@ -402,3 +405,50 @@ async def test_broken_bodies_become_results_and_count_as_failed(scripted):
     assert isinstance(results[other].error, swc.DecodeError)
     assert "$.sid" == results[other].error.field
     assert (3, 2) == (progress[-1].done, progress[-1].failed)
+
+
+# ------------------------------------------------ issue 14: reach, pool, fail fast
+
+
+def _closed_port() -> int:
+    """A loopback port nothing listens on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def test_unreachable_api_stops_a_bulk_job_with_one_error():
+    """Refused connections before any success end the job with UnreachableError, naming the rest."""
+    port = _closed_port()
+    sids = [str(uuid.UUID(int=i + 1)) for i in range(2_000)]
+    async with swc.CallsClient(
+        "3f6c1d2a-8b4e-4c71-9a05-6d2e7b1c9f40",
+        "PTtest",
+        base_url=f"http://127.0.0.1:{port}/api/laml/2010-04-01",
+        retry=swc.RetryPolicy(attempts=2, wait_initial=0, wait_max=0, wait_jitter=0),
+    ) as client:
+        with pytest.raises(swc.UnreachableError) as caught:
+            await client.get_calls(sids)
+    err = caught.value
+    assert f"127.0.0.1:{port}" == err.host
+    assert err.not_tried is not None
+    assert err.not_tried > 1_900
+    assert isinstance(err, swc.TransportError)
+
+
+async def test_concurrency_above_a_caller_sessions_connector_is_refused():
+    """A pinned concurrency above the caller's connector limit is a ConfigError, not a cap."""
+    import pytest
+
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=10)) as session:
+        client = swc.CallsClient(
+            "3f6c1d2a-8b4e-4c71-9a05-6d2e7b1c9f40",
+            "PTtest",
+            base_url="http://127.0.0.1:1/api/laml/2010-04-01",
+            session=session,
+        )
+        with pytest.raises(swc.ConfigError, match="10 connections"):
+            client.iter_call_results([], concurrency=500)
+        with pytest.raises(swc.ConfigError, match="not both"):
+            client.iter_call_results([], concurrency=5, max_concurrency=50)
+        await client.aclose()

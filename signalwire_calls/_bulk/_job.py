@@ -4,13 +4,15 @@
 be huge or asynchronous, with a small pool of worker tasks (never one task per
 key), and yields one outcome per distinct key as the work completes.
 
-The number of calls in flight is capped by an :class:`AdaptiveLimit` (AIMD): it
-halves when the service says "too many requests" and creeps back up after a run of
-successes, so a bulk job slows itself down instead of burning its retries.
+The number of calls in flight is capped by an :class:`AdaptiveLimit`: pinned (it
+is cut when the service says "too many requests" and creeps back up after a run of
+successes) or self-tuning (it also follows the round trip of each call), so a bulk
+job slows itself down instead of burning its retries.
 
-Memory is bounded by the read-ahead window (four times the concurrency: keys read
-from the input but not yet yielded) plus the de-duplication set, which keeps every
-distinct key it has seen: about 110 bytes per 36-character SID string.
+Memory is bounded by the read-ahead window (four times the largest concurrency:
+keys read from the input but not yet yielded) plus the de-duplication state,
+:class:`SeenKeys`: exact, and with a ``compact`` key form about 30 bytes per
+distinct key; with ``distinct=True`` there is none.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import time
 from collections import deque
 from collections.abc import (
     AsyncGenerator,
@@ -35,7 +38,8 @@ import attrs
 
 from signalwire_calls._aio import cancel_and_wait
 from signalwire_calls._bulk._limit import AdaptiveLimit
-from signalwire_calls._errors import RateLimitedError
+from signalwire_calls._bulk._seen import SeenKeys
+from signalwire_calls._errors import APIError, RateLimitedError
 
 __all__ = ["BulkProgress", "Outcome", "fan_out"]
 
@@ -108,6 +112,10 @@ def fan_out(
     validate: Callable[[K], K] | None = ...,
     on_progress: Callable[[BulkProgress], None] | None = ...,
     throttle_hook: contextvars.ContextVar[Callable[[], None] | None] | None = ...,
+    distinct: bool = ...,
+    compact: Callable[[K], bytes] | None = ...,
+    abort: Callable[[Exception, int | None], BaseException | None] | None = ...,
+    clock: Callable[[], float] = ...,
     wrap: None = ...,
 ) -> AsyncGenerator[Outcome[K, V], None]: ...
 
@@ -122,6 +130,10 @@ def fan_out(
     validate: Callable[[K], K] | None = ...,
     on_progress: Callable[[BulkProgress], None] | None = ...,
     throttle_hook: contextvars.ContextVar[Callable[[], None] | None] | None = ...,
+    distinct: bool = ...,
+    compact: Callable[[K], bytes] | None = ...,
+    abort: Callable[[Exception, int | None], BaseException | None] | None = ...,
+    clock: Callable[[], float] = ...,
     wrap: Callable[[K, V | None, Exception | None], R],
 ) -> AsyncGenerator[R, None]: ...
 
@@ -135,6 +147,10 @@ def fan_out(
     validate: Callable[[K], K] | None = None,
     on_progress: Callable[[BulkProgress], None] | None = None,
     throttle_hook: contextvars.ContextVar[Callable[[], None] | None] | None = None,
+    distinct: bool = False,
+    compact: Callable[[K], bytes] | None = None,
+    abort: Callable[[Exception, int | None], BaseException | None] | None = None,
+    clock: Callable[[], float] = time.monotonic,
     wrap: Callable[[K, V | None, Exception | None], Any] | None = None,
 ) -> AsyncGenerator[Any, None]:
     """Run ``work`` for each distinct key with bounded, adaptive concurrency.
@@ -169,6 +185,18 @@ def fan_out(
         throttle_hook: A context variable that code inside ``work`` (the HTTP retry
             middleware) calls on every 429 it sees; each worker sets it, once, to a
             function that reports the throttle to this job's limit.
+        distinct: The caller vouches that no key repeats: nothing is kept to
+            de-duplicate, so memory is proportional to the concurrency only (a
+            repeated key is then worked on again).
+        compact: A short unique ``bytes`` form of a key (a UUID's 16 bytes): the
+            de-duplication state then holds about 30 bytes per distinct key
+            instead of the key itself (see :class:`SeenKeys`).
+        abort: Called with a key's error while no key of the job has been
+            answered yet (a value, or an error ``abort`` lets pass), and with how
+            many distinct keys have no outcome yet (``None`` if the input has no
+            ``len()``). If it returns an exception, the job stops: that exception
+            is raised from the iterator, and no further key is tried.
+        clock: Seconds, for the round trips a self-tuning limit learns from.
         wrap: Builds what is yielded for a key from ``(key, value, error)``
             (default: :class:`Outcome`), so a caller that wants its own result type
             needs no second generator to convert outcomes.
@@ -188,6 +216,9 @@ def fan_out(
         keys,
         work,
         limit,
+        seen=None if distinct else SeenKeys(compact),
+        abort=abort,
+        clock=clock,
         ordered=ordered,
         validate=validate,
         on_progress=on_progress,
@@ -206,14 +237,18 @@ class _Ticket:
     that outlives its call counts against the worker's current slot.
     """
 
-    __slots__ = ("generation", "limit")
+    __slots__ = ("generation", "limit", "throttled")
 
     def __init__(self, limit: AdaptiveLimit) -> None:
         self.limit = limit
         self.generation = limit.generation
+        #: A throttle was seen since the worker last looked: its call's round
+        #: trip includes a backoff, so it is no latency sample.
+        self.throttled = False
 
     def signal(self) -> None:
         """Report a throttle for the slot held now (the ``throttle_hook`` callback)."""
+        self.throttled = True
         self.limit.throttled(self.generation)
 
 
@@ -236,6 +271,9 @@ class _Job(Generic[K, V, R]):
         work: Callable[[K], Awaitable[V]],
         limit: AdaptiveLimit,
         *,
+        seen: SeenKeys[K] | None,
+        abort: Callable[[Exception, int | None], BaseException | None] | None,
+        clock: Callable[[], float],
         ordered: bool,
         validate: Callable[[K], K] | None,
         on_progress: Callable[[BulkProgress], None] | None,
@@ -248,7 +286,10 @@ class _Job(Generic[K, V, R]):
         self._ordered = ordered
         self._validate = validate
         self._on_progress = on_progress
-        self._seen: set[K] = set()
+        self._seen = seen
+        self._abort = abort
+        self._clock = clock
+        self._answered = False  # a key got a value or an answer (not an abort)
         self._throttle_hook = throttle_hook
         self._wrap = wrap
         self._total = len(keys) if isinstance(keys, Sized) else None
@@ -341,6 +382,7 @@ class _Job(Generic[K, V, R]):
         work = self._work
         seen = self._seen
         validate = self._validate
+        clock = self._clock
         ticket = _Ticket(limit)
         # Set once: the worker's context is its own, and the ticket follows its slots.
         if self._throttle_hook is not None:
@@ -367,7 +409,7 @@ class _Job(Generic[K, V, R]):
                                 invalid = exc
                             else:
                                 invalid = None
-                        if key not in seen:
+                        if seen is None or key not in seen:
                             break
                         await self._skip_duplicate()
                 except StopIteration:
@@ -381,7 +423,8 @@ class _Job(Generic[K, V, R]):
                 if read is None:
                     return
                 key, invalid = read
-            seen.add(key)
+            if seen is not None:
+                seen.add(key)
             seq = self._count
             self._count += 1
             if invalid is not None:
@@ -397,17 +440,20 @@ class _Job(Generic[K, V, R]):
             if generation is None:
                 generation = await limit.acquire()
             ticket.generation = generation
+            ticket.throttled = False
+            start = clock()
             try:
                 value = await work(key)
             except Exception as exc:  # noqa: BLE001 - every error is the key's outcome
                 limit.release()
-                await self._settle(ticket, seq, key, exc, generation)
+                await self._settle(ticket, seq, key, exc, generation, clock() - start)
             except BaseException:
                 limit.release()
                 raise
             else:
-                limit.succeeded(generation)
+                limit.succeeded(generation, None if ticket.throttled else clock() - start)
                 limit.release()
+                self._answered = True
                 self._emit(seq, key, value, None)
             self._idle += 1
 
@@ -436,7 +482,7 @@ class _Job(Generic[K, V, R]):
                         key = validate(key)
                     except Exception as exc:  # noqa: BLE001 - the verdict, whatever its type
                         invalid = exc
-                if key not in self._seen:
+                if self._seen is None or key not in self._seen:
                     return key, invalid
                 await self._skip_duplicate()
         return None
@@ -453,16 +499,24 @@ class _Job(Generic[K, V, R]):
             self._streak = 0
             await asyncio.sleep(0)
 
-    async def _settle(
-        self, ticket: _Ticket, seq: int, key: K, error: Exception, generation: int
+    async def _settle(  # noqa: PLR0917 - one key's state, handed on
+        self, ticket: _Ticket, seq: int, key: K, error: Exception, generation: int, rtt: float
     ) -> None:
         """Report a failed attempt, retrying a throttled key under the shrunk limit."""
         limit = self._limit
         retries = 0
         while True:
             if not isinstance(error, RateLimitedError):
-                # The service answered (a 404 is an answer): it is not overloaded.
-                limit.succeeded(generation)
+                if not self._answered and self._abort is not None:
+                    fatal = self._abort(error, self._without_outcome())
+                    if fatal is not None:
+                        self._fail(fatal)  # nothing answered yet: stop the whole job
+                        return
+                self._answered = True
+                # The service answered (a 404 is an answer): it is not overloaded,
+                # and an answer's round trip is a latency sample like any other.
+                clean = isinstance(error, APIError) and not ticket.throttled and retries == 0
+                limit.succeeded(generation, rtt if clean else None)
                 self._emit(seq, key, None, error)
                 return
             limit.throttled(generation)
@@ -490,9 +544,17 @@ class _Job(Generic[K, V, R]):
 
     # ------------------------------------------------------------ shared state
 
+    def _without_outcome(self) -> int | None:
+        """Distinct keys of a sized input with no outcome yet (unread duplicates included)."""
+        if self._total is None:
+            return None
+        return self._total - self._duplicates - self._done
+
     async def _shutdown(self) -> None:
         self._closing = True
         await cancel_and_wait(self._tasks)
+        if self._seen is not None:
+            self._seen.close()
         aclose = getattr(self._source, "aclose", None)
         if aclose is not None:
             # Closing cuts the input short, so its cleanup may fail; that must not

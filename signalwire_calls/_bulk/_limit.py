@@ -1,18 +1,69 @@
-"""The adaptive concurrency limit of a bulk job (AIMD)."""
+"""The concurrency limit of a bulk job: pinned (AIMD on 429s) or self-tuning (Vegas-style)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 from collections import deque
+from typing import Final
 
 from signalwire_calls._checks import check_count
 
 __all__ = ["AdaptiveLimit"]
 
+#: A self-tuning limit aims to keep between ``alpha`` and ``beta`` calls queued
+#: (beyond what the round trip alone explains): fractions of the limit, with floors.
+_ALPHA: Final = 0.03
+_BETA: Final = 0.08
+_ALPHA_MIN: Final = 2.0
+_BETA_MIN: Final = 4.0
+#: How far one round moves the limit toward its target (1 would jump there).
+_SMOOTHING: Final = 0.5
+#: The fewest latency samples that close a round.
+_ROUND_MIN: Final = 16
+#: How fast the no-load round trip may drift up per round, so a path that got
+#: slower for good is learnt (0.02 % per round).
+_BASE_DRIFT: Final = 1.0002
+#: Rounds after a 429 during which a self-tuning limit grows by one per round.
+_CAREFUL_ROUNDS: Final = 30
+
 
 class AdaptiveLimit:
-    """Cap calls in flight, halving on throttling and adding one after a run of successes.
+    """Cap calls in flight; cut on throttling; with ``tune=True``, follow the latency too.
+
+    **Pinned** (``tune=False``, the default here; ``concurrency=N`` in the client):
+    the limit starts at ``maximum``, is multiplied by ``backoff`` on throttling and
+    adds one after a run of successes (AIMD).
+
+    **Self-tuning** (``tune=True``; the client's default): the limit starts at
+    ``initial`` and is recomputed once per *round*, i.e. once per
+    ``max(current, 16)`` successful calls, from the mean round trip of the round
+    ``rtt`` and the no-load round trip ``base`` (the smallest round mean seen,
+    allowed to drift up by 0.02 % a round); ``rtt`` is averaged with the previous
+    round's value after slow start, so one noisy round moves the limit less. As
+    in TCP Vegas, the calls that are
+    queued somewhere (in the service, the network or this process's event loop)
+    rather than being served are estimated as::
+
+        queue = current * (1 - base / rtt)
+        alpha = max(2, 0.03 * current);  beta = max(4, 0.08 * current)
+
+    * while no queue has been seen yet (*slow start*), ``queue <= 2 * beta``
+      doubles the limit each round (the first round trips also pay for new
+      connections, hence the slack);
+    * then ``queue < alpha`` adds ``max(sqrt(current), (alpha + beta) / 2)``,
+      ``queue > beta`` moves the limit halfway down to
+      ``target = current * base / rtt + (alpha + beta) / 2`` (the limit that
+      would leave ``(alpha + beta) / 2`` queued), and in between it holds;
+    * a throttle (HTTP 429) multiplies it by ``backoff`` (0.9 in the client, a
+      gentle cut as in TCP CUBIC and AWS's adaptive retry; 0.5 if it comes in
+      slow start, which overshoots by up to twice) and, for the next 30 rounds,
+      growth is at most one slot per round, so a rate cap is probed slowly.
+
+    So the limit grows while latency holds, stops where extra calls only queue
+    (the service's capacity, or this process's CPU), and backs off when latency
+    rises or 429s arrive, always between ``minimum`` and ``maximum``.
 
     A slot is granted only while ``in_flight < current``, so in-flight work never
     exceeds the current limit at the moment it starts, nor ``maximum`` ever. A
@@ -24,8 +75,11 @@ class AdaptiveLimit:
     ``increase_after_max``) the limit grows by one.
 
     Args:
-        maximum: The starting and largest limit.
+        maximum: The largest limit (and the starting one unless ``initial`` is given).
         minimum: The smallest limit; ``minimum == maximum`` disables adaptation.
+        initial: The starting limit (default: ``maximum``).
+        tune: Follow the round-trip latency as described above.
+        backoff: The factor a throttle multiplies the limit by (0 < backoff < 1).
         increase_after: Consecutive successes needed to add one slot (fixed).
         increase_after_max: With the default ``increase_after``, the most
             successes ever needed to add one slot: a large limit cut down by a few
@@ -33,7 +87,8 @@ class AdaptiveLimit:
             while a small one still grows one slot per window.
 
     Raises:
-        ValueError: A bound is not a positive integer, or ``minimum > maximum``.
+        ValueError: A bound is not a positive integer, ``initial`` is not between
+            them, ``minimum > maximum``, or ``backoff`` is not between 0 and 1.
     """
 
     def __init__(
@@ -41,6 +96,9 @@ class AdaptiveLimit:
         maximum: int,
         *,
         minimum: int = 1,
+        initial: int | None = None,
+        tune: bool = False,
+        backoff: float = 0.5,
         increase_after: int | None = None,
         increase_after_max: int | None = None,
     ) -> None:
@@ -52,11 +110,27 @@ class AdaptiveLimit:
             check_count("increase_after_max", increase_after_max)
         if minimum > maximum:
             raise ValueError(f"minimum ({minimum}) must not exceed maximum ({maximum})")
+        if initial is not None:
+            check_count("initial", initial, minimum=minimum)
+            if initial > maximum:
+                raise ValueError(f"initial ({initial}) must not exceed maximum ({maximum})")
+        if isinstance(backoff, bool) or not isinstance(backoff, int | float) or not 0 < backoff < 1:
+            raise ValueError(f"backoff must be a number between 0 and 1, got {backoff!r}")
         self.maximum = maximum
         self.minimum = minimum
+        self.tune = tune
+        self._backoff = backoff
         self._increase_after = increase_after
         self._increase_after_max = increase_after_max or maximum
-        self._current = maximum
+        self._current = maximum if initial is None else initial
+        # Self-tuning state: this round's samples, the no-load round trip.
+        self._rtt_sum = 0.0
+        self._rtt_count = 0
+        self._round_size = max(self._current, _ROUND_MIN)
+        self._base = math.inf
+        self._rtt = 0.0
+        self._slow_start = True
+        self._careful = 0  # rounds left of one-slot growth after a throttle
         self._in_flight = 0
         self._max_in_flight = 0
         self._generation = 0
@@ -83,6 +157,11 @@ class AdaptiveLimit:
     def generation(self) -> int:
         """How many times the limit has been decreased."""
         return self._generation
+
+    @property
+    def base_rtt(self) -> float | None:
+        """The no-load round trip a self-tuning limit measured, in seconds (``None``: not yet)."""
+        return None if self._base == math.inf else self._base
 
     def __repr__(self) -> str:
         return (
@@ -148,33 +227,94 @@ class AdaptiveLimit:
         if generation < self._generation:
             return False
         self._successes = 0
+        # Slow start overshoots by up to twice: its first cut halves, as in TCP.
+        backoff = 0.5 if self.tune and self._slow_start else self._backoff
+        self._slow_start = False
+        self._careful = _CAREFUL_ROUNDS
         if self._current <= self.minimum:
             return False
-        self._current = max(self.minimum, self._current // 2)
-        self._needed = self._successes_needed()
-        self._generation += 1
-        return True
+        return self._set(int(self._current * backoff), "throttled")
 
-    def succeeded(self, generation: int) -> bool:
+    def succeeded(self, generation: int, rtt: float | None = None) -> bool:  # noqa: PLR0911
         """Report a call the service answered normally (anything but a throttle).
 
         Args:
             generation: The generation of the call's slot.
+            rtt: How long the call took, in seconds, if it is a clean sample (no
+                throttle or retry inside it); a self-tuning limit learns from it.
 
         Returns:
-            Whether the limit increased.
+            Whether the limit changed.
         """
         if generation < self._generation:
             return False
+        if self.tune:
+            if rtt is None:
+                return False
+            self._rtt_sum += rtt
+            self._rtt_count += 1
+            if self._rtt_count < self._round_size:
+                return False
+            return self._end_round()
         self._successes += 1
         if self._successes < self._needed:
             return False
         self._successes = 0
         if self._current >= self.maximum:
             return False
-        self._current += 1
+        return self._set(self._current + 1, "successes")
+
+    def _end_round(self) -> bool:
+        """Close a self-tuning round: compare its mean round trip with the no-load one."""
+        sample = self._rtt_sum / self._rtt_count
+        self._rtt_sum = 0.0
+        self._rtt_count = 0
+        base = self._base = min(self._base * _BASE_DRIFT, sample)
+        # Smoothed over two rounds or so: one noisy round (a busy machine) moves less.
+        smoothed = self._rtt = sample if self._rtt == 0.0 else (self._rtt + sample) / 2
+        rtt = sample if self._slow_start else smoothed  # slow start must stop at once
+        current = self._current
+        careful = self._careful
+        if careful:
+            self._careful = careful - 1
+        queue = current * (1.0 - base / rtt) if rtt > 0 else 0.0
+        alpha = max(_ALPHA_MIN, _ALPHA * current)
+        beta = max(_BETA_MIN, _BETA * current)
+        if self._slow_start and queue <= 2 * beta:
+            new = 2 * current
+        else:
+            self._slow_start = False
+            if alpha <= queue <= beta:
+                new = current
+            elif queue < alpha:
+                new = current + round(max(math.sqrt(current), (alpha + beta) / 2))
+            else:
+                target = current * base / rtt + (alpha + beta) / 2
+                new = min(current - 1, round(current + _SMOOTHING * (target - current)))
+        if careful and new > current:
+            new = current + 1
+        new = max(self.minimum, min(self.maximum, new))
+        return self._set(new, "latency")
+
+    def _set(self, new: int, reason: str) -> bool:  # noqa: ARG002 - for an observer's hook
+        """Change the limit: the one place its value changes.
+
+        A decrease opens a new generation (signals from older slots are then
+        stale); an increase wakes waiters.
+        """
+        new = max(self.minimum, min(self.maximum, new))
+        old = self._current
+        if new == old:
+            return False
+        self._current = new
         self._needed = self._successes_needed()
-        self._wake()
+        self._round_size = max(new, _ROUND_MIN)
+        if new < old:
+            self._generation += 1
+            self._rtt_sum = 0.0
+            self._rtt_count = 0
+        else:
+            self._wake()
         return True
 
     def _successes_needed(self) -> int:

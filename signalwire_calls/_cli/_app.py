@@ -45,7 +45,7 @@ def cli() -> None:
     SIGNALWIRE_API_TOKEN. Try `signalwire-calls demo`: it needs no account.
 
     Exit codes: 0 all found; 1 some lookups failed or were missing; 2 usage or
-    configuration error; 130 interrupted.
+    configuration error, or the API could not be reached at all; 130 interrupted.
     """
 
 

@@ -20,6 +20,7 @@ from signalwire_calls._errors import (
     ConfigError,
     PermissionDeniedError,
     SignalWireError,
+    UnreachableError,
 )
 from signalwire_calls._retry import RetryPolicy
 
@@ -171,8 +172,8 @@ def run_main(main: Coroutine[Any, Any, T]) -> T:
             f"{err} (check SIGNALWIRE_PROJECT_ID and SIGNALWIRE_API_TOKEN, "
             "and that the token has the Voice scope)"
         ) from None
-    except ConfigError as err:
-        raise CliError(str(err)) from None
+    except (ConfigError, UnreachableError) as err:
+        raise CliError(str(err)) from None  # exit 2: nothing could be done, not "some missing"
     except SignalWireError as err:
         raise CliError(str(err).splitlines()[0], EXIT_LOOKUPS) from None
     except BrokenPipeError:  # the reader went away (`| head`): stop quietly

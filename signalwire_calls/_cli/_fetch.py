@@ -96,22 +96,30 @@ async def run_fetch(
     sids: list[str],
     output: ResumableOutput,
     *,
-    concurrency: int,
+    concurrency: int | None,
     counts: Counts,
     bar: ProgressBar,
     report: Callable[[str, str, str], None],
+    max_concurrency: int | None = None,
 ) -> bool:
     """Fetch ``sids`` into ``output``; return ``False`` if interrupted (Ctrl-C, SIGTERM).
 
     ``report(sid, kind, reason)`` is called for each SID that is ``missing`` or
-    ``failed``. A refused credential stops the job: it would fail every SID.
+    ``failed``. A refused credential stops the job: it would fail every SID, and
+    so does an API that cannot be reached at all (:class:`UnreachableError`).
     """
     total = len(sids)
 
     def on_progress(progress: BulkProgress) -> None:
         bar.update(progress.done, progress.failed, total)
 
-    results = client.iter_call_results(sids, concurrency=concurrency, on_progress=on_progress)
+    results = client.iter_call_results(
+        sids,
+        concurrency=concurrency,
+        max_concurrency=max_concurrency,
+        on_progress=on_progress,
+        distinct=True,  # read_sids has removed the duplicates already
+    )
     interrupted = await until_signal(_consume(results, output, counts, report))
     return not interrupted
 
@@ -155,9 +163,14 @@ async def _consume(
 @click.option(
     "--concurrency",
     type=click.IntRange(min=1),
-    default=64,
-    show_default=True,
-    help="Most lookups in flight (halves by itself on 429).",
+    default=None,
+    help="Pin the lookups in flight at N (default: self-tuning; halves by itself on 429).",
+)
+@click.option(
+    "--max-concurrency",
+    type=click.IntRange(min=1),
+    default=None,
+    help="The ceiling of the self-tuning concurrency (default 1000).",
 )
 @click.option(
     "--progress/--no-progress",
@@ -165,11 +178,12 @@ async def _consume(
     help="Draw a progress bar (default: if stderr is a terminal).",
 )
 @connection_options
-def fetch(
+def fetch(  # noqa: PLR0917 - click passes every option by name
     source: str,
     output: Path,
     errors_path: Path | None,
-    concurrency: int,
+    concurrency: int | None,
+    max_concurrency: int | None,
     progress: bool | None,
     **conn: Any,
 ) -> None:
@@ -181,6 +195,8 @@ def fetch(
     # Before anything is opened: --errors over --output would tear the export, and
     # --input over either would read what this run writes.
     check_distinct(input=None if source == "-" else Path(source), output=output, errors=errors_path)
+    if concurrency is not None and max_concurrency is not None:
+        raise CliError("--concurrency pins the concurrency; --max-concurrency bounds it: pick one")
     client = make_client(conn)
     wanted = _read_input(source)
     out = ResumableOutput(output)
@@ -204,6 +220,7 @@ def fetch(
             sids=todo,
             output=out,
             concurrency=concurrency,
+            max_concurrency=max_concurrency,
             counts=counts,
             bar=bar,
             report=errors.report,

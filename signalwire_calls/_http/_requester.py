@@ -23,6 +23,7 @@ from yarl import URL
 from signalwire_calls import _json
 from signalwire_calls._errors import (
     ConfigError,
+    ConnectError,
     DecodeError,
     RequestTimeoutError,
     SignalWireError,
@@ -104,7 +105,9 @@ class Requester:
         settings: The validated connection settings.
         retry: How failed attempts are retried.
         timeout: Seconds each attempt may take (``None``: no limit).
-        max_connections: Size of the connection pool, and of the slots.
+        max_connections: How many requests :meth:`get_call`, :meth:`get_json` and
+            :meth:`get_page` have in flight at once (the slots); :meth:`lookup`, for
+            a bulk job that bounds itself, takes none.
         session: A caller-owned session to use instead of an owned one (never closed here).
         rate_limit: At most this many requests per second (needs aiolimiter).
         max_body_size: Larger bodies are refused without being read.
@@ -223,6 +226,22 @@ class Requester:
         return self._closed
 
     @property
+    def connection_cap(self) -> int | None:
+        """The most connections the session may open to the API (``None``: no cap).
+
+        The owned session's connector has no cap of its own (the slots and each
+        bulk job's limit bound the requests); a caller's session keeps its
+        connector's ``limit`` / ``limit_per_host``, which a bulk job cannot exceed.
+        """
+        if self._owns_session or self._session is None:
+            return None
+        connector = self._session.connector
+        if connector is None:
+            return None
+        caps = [cap for cap in (connector.limit, getattr(connector, "limit_per_host", 0)) if cap]
+        return min(caps) if caps else None
+
+    @property
     def holds_open_session(self) -> bool:
         """Whether an owned session is open (for the client's ``ResourceWarning``)."""
         session = self._session
@@ -259,16 +278,18 @@ class Requester:
     def _build_session(self) -> aiohttp.ClientSession:
         """Create the pooled session.
 
-        The connector is bounded (``max_connections``, all to the one API host) and
-        keeps connections alive for reuse. ``ClientTimeout.total`` is left unset on
-        purpose: it would span every retry of the middleware, which applies its own
-        per-attempt timeout instead. ``trust_env`` stays off so that no proxy or
-        ``.netrc`` from the environment sees the Authorization header unasked (the
-        client's own ``trust_env`` option resolves the proxy once, in
-        ``signalwire_calls._config``, and without ``.netrc``).
+        The connector itself is not bounded: individual requests hold one of
+        ``max_connections`` slots, and a bulk job's requests are bounded by the
+        job's own limit, which may be larger (a pool capped below it would queue
+        them silently). It keeps connections alive for reuse.
+        ``ClientTimeout.total`` is left unset on purpose: it would span every retry
+        of the middleware, which applies its own per-attempt timeout instead.
+        ``trust_env`` stays off so that no proxy or ``.netrc`` from the environment
+        sees the Authorization header unasked (the client's own ``trust_env`` option
+        resolves the proxy once, in ``signalwire_calls._config``, and without ``.netrc``).
         """
         connector = aiohttp.TCPConnector(
-            limit=self._max_connections,  # every request goes to one host: no per-host limit
+            limit=0,  # the slots and the bulk jobs' limits bound it (see above)
             ssl=self._ssl,
             keepalive_timeout=30.0,
             ttl_dns_cache=300,
@@ -300,6 +321,11 @@ class Requester:
         url = self._calls_base.with_path(self._calls_path + sid, encoded=True)
         return self._get(url, sid=sid, as_call=True)
 
+    def lookup(self, sid: str) -> Coroutine[Any, Any, Call]:
+        """As :meth:`get_call`, without a slot: for a bulk job, whose limit bounds it."""
+        url = self._calls_base.with_path(self._calls_path + sid, encoded=True)
+        return self._get(url, sid=sid, as_call=True, slotted=False)
+
     async def get_json(self, url: str | URL) -> Any:
         """GET ``url`` (already encoded) and return its decoded JSON body."""
         return await self._get(url)
@@ -319,8 +345,8 @@ class Requester:
             return calls, next_uri
         raise self._cleaned(failure)  # outside the except: no __context__
 
-    async def _get(  # noqa: C901, PLR0912 - the request path, in one frame
-        self, url: str | URL, *, sid: str | None = None, as_call: bool = False
+    async def _get(  # noqa: C901, PLR0912 - one frame per request, on the hot path
+        self, url: str | URL, *, sid: str | None = None, as_call: bool = False, slotted: bool = True
     ) -> Any:
         """GET ``url`` and return its decoded JSON body (with ``as_call``, that call).
 
@@ -338,8 +364,8 @@ class Requester:
             session = self.ensure_session()
         if type(url) is not URL:  # yarl's URL cannot be subclassed
             url = URL(url, encoded=True)
-        slots = self._slots
-        if not slots.try_acquire():
+        slots = self._slots if slotted else None
+        if slots is not None and not slots.try_acquire():
             await slots.acquire()
         try:
             try:
@@ -364,11 +390,13 @@ class Requester:
                 raise self._exhausted(exhausted, url, sid) from exhausted.__cause__
             except aiohttp.ClientError as err:  # not retryable: an invalid URL, a bad TLS setup
                 shown = _without_query(url)
-                raise TransportError(
-                    f"GET {shown}{_for(sid)} failed: {type(err).__name__}: {err}", url=shown
-                ) from err
+                message = f"GET {shown}{_for(sid)} failed: {type(err).__name__}: {err}"
+                if isinstance(err, aiohttp.ClientConnectorError):
+                    raise ConnectError(message, url=shown, host=_host(url)) from err
+                raise TransportError(message, url=shown) from err
             finally:
-                slots.release()
+                if slots is not None:
+                    slots.release()
             if status < _REDIRECT_OR_ERROR:
                 return self._to_call(sid, data) if as_call and sid is not None else data
             # Redirects are never followed, so a 3xx is an error too. The body is
@@ -398,11 +426,13 @@ class Requester:
                 f"({exhausted.attempts} attempt(s))",
                 url=shown,
             )
-        return TransportError(
+        message = (
             f"GET {shown}{_for(sid)} failed after {exhausted.attempts} attempt(s): "
-            f"{type(err).__name__}: {err}",
-            url=shown,
+            f"{type(err).__name__}: {err}"
         )
+        if isinstance(err, aiohttp.ClientConnectorError):
+            return ConnectError(message, url=shown, host=_host(url))
+        return TransportError(message, url=shown)
 
     def _not_json(self, url: URL, sid: str | None, content_type: str, body: bytes) -> DecodeError:
         start = _scrub(body[:200], self._secrets)[:40]
@@ -467,6 +497,10 @@ def _make_limiter(rate_limit: float | None) -> Any:
     # One request per 1/N seconds: a bucket of one never bursts, so no one-second
     # window holds more than N requests.
     return AsyncLimiter(1, 1 / rate_limit)
+
+
+def _host(url: URL) -> str:
+    return f"{url.host}:{url.port}" if url.port is not None else str(url.host)
 
 
 def _without_query(url: URL) -> str:

@@ -261,8 +261,8 @@ async def test_verbose_shows_debug_logs_but_never_the_token(fake):
     assert fake.api_token not in done.stdout + done.stderr
 
 
-async def test_network_down_is_one_line_and_exit_1():
-    """An unreachable server is one line per SID and exit 1, without a traceback."""
+async def test_network_down_is_one_line_and_exit_2():
+    """An unreachable server is one line naming it and exit 2, without a traceback."""
     with socket.socket() as sock:  # a port that nothing listens on
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -274,9 +274,9 @@ async def test_network_down_is_one_line_and_exit_1():
 
     done = await run_cli("get", MISSING, "--retries", "0", env=env)
 
-    assert 1 == done.code
+    assert 2 == done.code
     assert done.stdout == ""
-    assert "failed" in one_line_error(done)
+    assert f"Cannot reach 127.0.0.1:{port}" in one_line_error(done)
 
 
 # ----------------------------------------------------------- configuration errors

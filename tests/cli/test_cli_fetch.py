@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 from collections import Counter
 
 import pytest
@@ -230,3 +231,23 @@ def test_resumable_output_refuses_a_second_writer(tmp_path):
             ResumableOutput(tmp_path / "calls.jsonl").open()
     finally:
         first.close()
+
+
+async def test_fetch_against_a_closed_port_stops_with_one_line_and_exit_2(fake, tmp_path):
+    """Nothing listening: one line naming the host and the SIDs not tried, and exit 2."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    (tmp_path / "sids.txt").write_text("\n".join(fake.call_sids) + "\n")
+    out = tmp_path / "calls.jsonl"
+    env = cli_env(fake, SIGNALWIRE_BASE_URL=f"http://127.0.0.1:{port}/api/laml/2010-04-01")
+
+    done = await run_cli(
+        "fetch", "--input", tmp_path / "sids.txt", "--output", out, "--retries", "0", env=env
+    )
+
+    assert 2 == done.code
+    line = one_line_error(done)
+    assert f"127.0.0.1:{port}" in line
+    assert "60 SID(s) not tried" in line
+    assert b"" == out.read_bytes()
