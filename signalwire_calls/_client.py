@@ -19,7 +19,7 @@ from signalwire_calls._bulk import AdaptiveLimit, BulkProgress, fan_out
 from signalwire_calls._checks import check_sid
 from signalwire_calls._config import DEFAULT_MAX_BODY_SIZE, Settings, env_options, make_settings
 from signalwire_calls._errors import ConfigError
-from signalwire_calls._http import Requester, throttle_listener
+from signalwire_calls._http import Requester, retry_listener, throttle_listener
 from signalwire_calls._listing import (
     MAX_PAGE_SIZE,
     build_list_query,
@@ -29,7 +29,9 @@ from signalwire_calls._listing import (
     split_windows,
 )
 from signalwire_calls._models import BulkResult, Call, CallResult, CallStatus, build_call_result
+from signalwire_calls._observe import ClientStats, ConcurrencyGauge, Emitter, Hook
 from signalwire_calls._retry import RetryPolicy
+from signalwire_calls.instrumentation import default_hooks
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -79,6 +81,11 @@ class CallsClient:
         max_body_size: Larger response bodies are refused without being read.
         ssl: A custom :class:`ssl.SSLContext` (TLS verification stays on by default).
         allow_insecure_http: Permit plain ``http://`` to a non-loopback host.
+        hooks: What to report requests, attempts, retries, give-ups and bulk
+            concurrency to (see :mod:`signalwire_calls.instrumentation`); by
+            default :func:`~signalwire_calls.instrumentation.default_hooks`
+            (logging, and OpenTelemetry once an SDK is configured). ``()`` reports
+            to nobody.
 
     Raises:
         ConfigError: An option is invalid (before any I/O).
@@ -99,6 +106,7 @@ class CallsClient:
         max_body_size: int = DEFAULT_MAX_BODY_SIZE,
         ssl: _ssl.SSLContext | None = None,
         allow_insecure_http: bool = False,
+        hooks: Iterable[Hook] | None = None,
     ) -> None:
         self._settings: Settings = make_settings(
             project_id=project_id,
@@ -116,6 +124,8 @@ class CallsClient:
         if retry is not None and not isinstance(retry, RetryPolicy):
             raise ConfigError(f"retry must be a RetryPolicy, got {type(retry).__name__}")
         self._max_connections = max_connections
+        emitter = Emitter(default_hooks() if hooks is None else hooks)
+        self._concurrency = ConcurrencyGauge(emitter)
         self._requester = Requester(
             self._settings,
             retry=retry or RetryPolicy(),
@@ -125,6 +135,7 @@ class CallsClient:
             rate_limit=rate_limit,
             max_body_size=max_body_size,
             ssl=ssl,
+            emitter=emitter,
         )
 
     @classmethod
@@ -161,6 +172,22 @@ class CallsClient:
         return (
             f"<CallsClient project_id={self._settings.project_id!r} "
             f"base_url={self.base_url!r} {state}>"
+        )
+
+    @property
+    def stats(self) -> ClientStats:
+        """A snapshot of what this client has done so far: requests, retries, 429s, ...."""
+        requester = self._requester
+        middleware = requester.middleware
+        return ClientStats(
+            requests=requester.requests,
+            attempts=middleware.attempts_made,
+            retries=middleware.retries,
+            retries_by_reason=dict(middleware.retry_reasons),
+            throttled=middleware.throttled,
+            failures=middleware.gave_up,
+            concurrency=self._concurrency.current,
+            lowest_concurrency=self._concurrency.lowest,
         )
 
     async def __aenter__(self) -> Self:
@@ -276,6 +303,8 @@ class CallsClient:
             validate=check_sid,
             on_progress=on_progress,
             throttle_hook=throttle_listener,
+            retry_hook=retry_listener,
+            on_limit_change=self._concurrency.changed,
             wrap=build_call_result,  # CallResult(sid, call, error), faster
         )
 

@@ -76,6 +76,8 @@ class BulkProgress:
         in_flight: Calls running now.
         limit: The current concurrency limit.
         elapsed: Seconds since the job started (event-loop clock).
+        retries: Attempts the calls' own retries made (after a 429, a 5xx, a timeout...).
+        throttled: Answers of HTTP 429 the calls got, retried or not.
     """
 
     done: int
@@ -86,6 +88,8 @@ class BulkProgress:
     in_flight: int
     limit: int
     elapsed: float
+    retries: int = 0
+    throttled: int = 0
 
     @property
     def processed(self) -> int:
@@ -108,6 +112,8 @@ def fan_out(
     validate: Callable[[K], K] | None = ...,
     on_progress: Callable[[BulkProgress], None] | None = ...,
     throttle_hook: contextvars.ContextVar[Callable[[], None] | None] | None = ...,
+    retry_hook: contextvars.ContextVar[Callable[[], None] | None] | None = ...,
+    on_limit_change: Callable[[int, int], None] | None = ...,
     wrap: None = ...,
 ) -> AsyncGenerator[Outcome[K, V], None]: ...
 
@@ -122,6 +128,8 @@ def fan_out(
     validate: Callable[[K], K] | None = ...,
     on_progress: Callable[[BulkProgress], None] | None = ...,
     throttle_hook: contextvars.ContextVar[Callable[[], None] | None] | None = ...,
+    retry_hook: contextvars.ContextVar[Callable[[], None] | None] | None = ...,
+    on_limit_change: Callable[[int, int], None] | None = ...,
     wrap: Callable[[K, V | None, Exception | None], R],
 ) -> AsyncGenerator[R, None]: ...
 
@@ -135,6 +143,8 @@ def fan_out(
     validate: Callable[[K], K] | None = None,
     on_progress: Callable[[BulkProgress], None] | None = None,
     throttle_hook: contextvars.ContextVar[Callable[[], None] | None] | None = None,
+    retry_hook: contextvars.ContextVar[Callable[[], None] | None] | None = None,
+    on_limit_change: Callable[[int, int], None] | None = None,
     wrap: Callable[[K, V | None, Exception | None], Any] | None = None,
 ) -> AsyncGenerator[Any, None]:
     """Run ``work`` for each distinct key with bounded, adaptive concurrency.
@@ -169,6 +179,10 @@ def fan_out(
         throttle_hook: A context variable that code inside ``work`` (the HTTP retry
             middleware) calls on every 429 it sees; each worker sets it, once, to a
             function that reports the throttle to this job's limit.
+        retry_hook: Likewise, a context variable that code inside ``work`` calls on
+            each retry it makes, counted in :attr:`BulkProgress.retries`.
+        on_limit_change: Called with ``(previous, current)`` whenever the job's
+            concurrency limit changes, from 0 when the job starts and to 0 when it ends.
         wrap: Builds what is yielded for a key from ``(key, value, error)``
             (default: :class:`Outcome`), so a caller that wants its own result type
             needs no second generator to convert outcomes.
@@ -192,6 +206,8 @@ def fan_out(
         validate=validate,
         on_progress=on_progress,
         throttle_hook=throttle_hook,
+        retry_hook=retry_hook,
+        on_limit_change=on_limit_change,
         wrap=wrap or Outcome,
     )
     return job.run()
@@ -206,15 +222,17 @@ class _Ticket:
     that outlives its call counts against the worker's current slot.
     """
 
-    __slots__ = ("generation", "limit")
+    __slots__ = ("generation", "limit", "seen")
 
-    def __init__(self, limit: AdaptiveLimit) -> None:
+    def __init__(self, limit: AdaptiveLimit, seen: Callable[[], None]) -> None:
         self.limit = limit
         self.generation = limit.generation
+        self.seen = seen
 
     def signal(self) -> None:
         """Report a throttle for the slot held now (the ``throttle_hook`` callback)."""
         self.limit.throttled(self.generation)
+        self.seen()
 
 
 class _Job(Generic[K, V, R]):
@@ -241,6 +259,8 @@ class _Job(Generic[K, V, R]):
         on_progress: Callable[[BulkProgress], None] | None,
         throttle_hook: contextvars.ContextVar[Callable[[], None] | None] | None,
         wrap: Callable[[K, V | None, Exception | None], R],
+        retry_hook: contextvars.ContextVar[Callable[[], None] | None] | None = None,
+        on_limit_change: Callable[[int, int], None] | None = None,
     ) -> None:
         self._keys = keys
         self._work = work
@@ -274,6 +294,10 @@ class _Job(Generic[K, V, R]):
         self._closing = False
         self._started = 0.0
         self._done = self._failed = self._duplicates = self._retried = 0
+        self._retries = self._throttled = 0
+        self._retry_hook = retry_hook
+        self._on_limit_change = on_limit_change
+        self._shown_limit = 0  # the limit on_limit_change was last told of
 
     # ---------------------------------------------------------------- the tasks
 
@@ -321,6 +345,7 @@ class _Job(Generic[K, V, R]):
             self._source = aiter(keys)
         else:
             self._iterator = iter(keys)
+        self._watch_limit()
         self._spawn_worker()
 
     def _spawn_worker(self) -> None:
@@ -341,10 +366,12 @@ class _Job(Generic[K, V, R]):
         work = self._work
         seen = self._seen
         validate = self._validate
-        ticket = _Ticket(limit)
+        ticket = _Ticket(limit, self._throttle_seen)
         # Set once: the worker's context is its own, and the ticket follows its slots.
         if self._throttle_hook is not None:
             self._throttle_hook.set(ticket.signal)
+        if self._retry_hook is not None:
+            self._retry_hook.set(self._retry_seen)
         while True:
             # A window slot is taken before reading, so read-ahead is bounded.
             if self._window_free > 0:
@@ -493,6 +520,7 @@ class _Job(Generic[K, V, R]):
     async def _shutdown(self) -> None:
         self._closing = True
         await cancel_and_wait(self._tasks)
+        self._watch_limit(ended=True)
         aclose = getattr(self._source, "aclose", None)
         if aclose is not None:
             # Closing cuts the input short, so its cleanup may fail; that must not
@@ -551,8 +579,32 @@ class _Job(Generic[K, V, R]):
         waiter = self._wakeup
         if wake and waiter is not None and not waiter.done():
             waiter.set_result(None)
+        if self._on_limit_change is not None:
+            self._watch_limit()
         if self._on_progress is not None:
             self._report()
+
+    def _retry_seen(self) -> None:
+        self._retries += 1
+
+    def _throttle_seen(self) -> None:
+        self._throttled += 1
+        self._watch_limit()
+
+    def _watch_limit(self, *, ended: bool = False) -> None:
+        """Tell ``on_limit_change`` of a change of the limit: the one place that does."""
+        notify = self._on_limit_change
+        if notify is None:
+            return
+        current = 0 if ended else self._limit.current
+        previous = self._shown_limit
+        if current != previous:
+            self._shown_limit = current
+            try:
+                notify(previous, current)
+            except Exception:
+                logger.exception("on_limit_change failed; it will not be called again in this job")
+                self._on_limit_change = None
 
     def _report(self) -> None:
         hook = self._on_progress
@@ -567,6 +619,8 @@ class _Job(Generic[K, V, R]):
             in_flight=self._limit.in_flight,
             limit=self._limit.current,
             elapsed=asyncio.get_running_loop().time() - self._started,
+            retries=self._retries,
+            throttled=self._throttled,
         )
         try:
             hook(progress)

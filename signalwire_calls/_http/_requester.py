@@ -28,6 +28,7 @@ from signalwire_calls._errors import (
     error_from_response,
 )
 from signalwire_calls._http._middleware import AttemptsExhaustedError, RetryMiddleware
+from signalwire_calls._observe import Emitter, observed
 from signalwire_calls._retry import RetryPolicy, parse_retry_after
 from signalwire_calls._wire import WIRE
 
@@ -107,6 +108,7 @@ class Requester:
         rate_limit: At most this many requests per second (needs aiolimiter).
         max_body_size: Larger bodies are refused without being read.
         ssl: A custom TLS context (verification stays on by default).
+        emitter: Where requests and attempts are reported (default: nowhere).
 
     Raises:
         ConfigError: ``session``, ``ssl`` or ``rate_limit`` is unusable.
@@ -123,6 +125,7 @@ class Requester:
         rate_limit: float | None,
         max_body_size: int,
         ssl: _ssl.SSLContext | None,
+        emitter: Emitter | None = None,
     ) -> None:
         if session is not None and not isinstance(session, aiohttp.ClientSession):
             raise ConfigError(f"session must be an aiohttp.ClientSession, got {session!r}")
@@ -131,7 +134,11 @@ class Requester:
         self.timeout = timeout
         self._max_connections = max_connections
         self._ssl: _ssl.SSLContext | bool = ssl if ssl is not None else True
+        self._emitter = emitter = emitter if emitter is not None else Emitter()
+        #: Requests started, for ``CallsClient.stats``.
+        self.requests = 0
         self._middleware = RetryMiddleware(
+            emitter=emitter,
             policy=retry,
             timeout=timeout,
             max_body_size=max_body_size,
@@ -230,16 +237,23 @@ class Requester:
     def get_call(self, sid: str) -> Coroutine[Any, Any, Call]:
         """Return the coroutine that retrieves the call ``sid`` (already checked)."""
         url = self._calls_base.with_path(self._calls_path + sid, encoded=True)
+        emitter = self._emitter
+        if emitter.hot and emitter.listening():
+            return observed(emitter, self._get(url, sid=sid, as_call=True), "GET", _shown(url), sid)
         return self._get(url, sid=sid, as_call=True)
 
     async def get_json(self, url: str | URL) -> Any:
         """GET ``url`` (already encoded) and return its decoded JSON body."""
+        emitter = self._emitter
+        if emitter.hot and emitter.listening():
+            shown = _shown(url if type(url) is URL else URL(url, encoded=True))
+            return await observed(emitter, self._get(url), "GET", shown, None)
         return await self._get(url)
 
     async def get_page(self, url: str) -> tuple[list[Call], str | None]:
         """Fetch one page of List Calls; return its calls and ``next_page_uri``."""
         self.ensure_session()
-        data = await self._get(url)
+        data = await self.get_json(url)
         try:
             return WIRE.structure_page(data)
         except DecodeError as err:
@@ -257,6 +271,7 @@ class Requester:
             TransportError: No answer, after retries.
             DecodeError: A 2xx body that is not JSON (or, with ``as_call``, not the call).
         """
+        self.requests += 1
         session = self._session
         if session is None or self._closed:
             session = self.ensure_session()
@@ -363,6 +378,11 @@ def _make_limiter(rate_limit: float | None) -> Any:
     # One request per 1/N seconds: a bucket of one never bursts, so no one-second
     # window holds more than N requests.
     return AsyncLimiter(1, 1 / rate_limit)
+
+
+def _shown(url: URL) -> str:
+    """Return ``url`` as events show it: no credentials, query or fragment."""
+    return str(url.with_user(None).with_query(None).with_fragment(None))
 
 
 def _without_query(url: URL) -> str:
