@@ -579,7 +579,7 @@ class _Job(Generic[K, V, R]):
         waiter = self._wakeup
         if wake and waiter is not None and not waiter.done():
             waiter.set_result(None)
-        if self._on_limit_change is not None:
+        if self._on_limit_change is not None and self._limit.current != self._shown_limit:
             self._watch_limit()
         if self._on_progress is not None:
             self._report()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from urllib.parse import urlsplit
 
@@ -45,6 +46,10 @@ class LoggingHook:
     ``signalwire_calls.attempts`` each attempt                         DEBUG
     ========================== ======================================= =========
 
+    Per-request and per-attempt records are made only while the parent logger is
+    enabled for DEBUG (one cheap check per request); set ``signalwire_calls.attempts``
+    to INFO to keep the requests and drop the attempts.
+
     Every record carries the fields ``method``, ``url``, ``sid``, ``attempt``,
     ``status``, ``reason``, ``wait`` and ``elapsed`` (``None`` where they do not
     apply) for structured formatters. URLs carry no credentials, query or
@@ -59,15 +64,17 @@ class LoggingHook:
         self.logger = logger if logger is not None else logging.getLogger("signalwire_calls")
         self._requests = self.logger.getChild("requests")
         self._attempts = self.logger.getChild("attempts")
+        # The bound check itself, without a Python frame around it: it runs per request.
+        self.wants_requests = functools.partial(  # type: ignore[method-assign]
+            self.logger.isEnabledFor, logging.DEBUG
+        )
 
     def __repr__(self) -> str:
         return f"<LoggingHook logger={self.logger.name!r}>"
 
     def wants_requests(self) -> bool:
-        """Return whether per-request or per-attempt records would be emitted now."""
-        return self._requests.isEnabledFor(logging.DEBUG) or self._attempts.isEnabledFor(
-            logging.DEBUG
-        )
+        """Return whether the parent logger is enabled for DEBUG (one check per request)."""
+        return self.logger.isEnabledFor(logging.DEBUG)
 
     def __call__(self, event: Event) -> None:
         """Log ``event`` if its logger is enabled for its level."""

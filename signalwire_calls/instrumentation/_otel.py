@@ -9,6 +9,7 @@ one provider check per request and builds nothing.
 from __future__ import annotations
 
 import contextvars
+import time
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -30,6 +31,10 @@ if TYPE_CHECKING:
 __all__ = ["OpenTelemetryHook"]
 
 _SCOPE = "signalwire_calls"
+#: Seconds between two looks for a provider while none is configured: the look
+#: costs a few microseconds, too much for every request.
+_RECHECK = 1.0
+_monotonic = time.monotonic
 #: The bucket boundaries OpenTelemetry's HTTP semantic conventions advise, in seconds.
 _DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10)
 
@@ -122,6 +127,8 @@ class OpenTelemetryHook:
         self._meters: _Meters | None = None
         self._missing = False  # opentelemetry-api is not installed
         self._trace: Any = None  # the opentelemetry.trace module, once imported
+        self._next_look = 0.0  # time.monotonic() of the next look for a provider
+        self._complete = False  # both providers found: no need to look again
         self._lookup: contextvars.ContextVar[_Lookup | None] = contextvars.ContextVar(
             "signalwire_calls_otel_lookup", default=None
         )
@@ -134,11 +141,17 @@ class OpenTelemetryHook:
 
     # ------------------------------------------------------------ activation
 
-    def _active(self) -> bool:
-        """Find the providers, once they are configured; return whether any is."""
-        if self._tracer is None or self._meters is None:
-            if self._missing:
-                return False
+    def wants_requests(self) -> bool:
+        """Return whether an OpenTelemetry SDK is configured (for tracing or for metrics).
+
+        While none is, look again at most once a second: a global provider set after
+        the client's first request is found within a second.
+        """
+        if self._complete or self._missing:
+            return self._complete
+        now = _monotonic()
+        if now >= self._next_look:
+            self._next_look = now + _RECHECK
             self._resolve()
         return self._tracer is not None or self._meters is not None
 
@@ -157,16 +170,13 @@ class OpenTelemetryHook:
             meters = self._meter_provider or metrics.get_meter_provider()
             if not _is_api_default(meters):
                 self._meters = _Meters(meters, _version())
-
-    def wants_requests(self) -> bool:
-        """Return whether an OpenTelemetry SDK is configured (for tracing or for metrics)."""
-        return self._active()
+        self._complete = self._tracer is not None and self._meters is not None
 
     # ---------------------------------------------------------------- events
 
     def __call__(self, event: Event) -> None:
         """Turn ``event`` into spans, span events and measurements."""
-        if not self._active():
+        if not self.wants_requests():
             return
         if isinstance(event, AttemptEnded):
             self._attempt(event)
