@@ -108,7 +108,14 @@ async def run_fetch(
     total = len(sids)
 
     def on_progress(progress: BulkProgress) -> None:
-        bar.update(progress.done, progress.failed, total)
+        bar.update(
+            progress.done,
+            progress.failed,
+            total,
+            retries=progress.retries,
+            throttled=progress.throttled,
+            concurrency=progress.limit,
+        )
 
     results = client.iter_call_results(sids, concurrency=concurrency, on_progress=on_progress)
     interrupted = await until_signal(_consume(results, output, counts, report))
