@@ -176,7 +176,10 @@ class CallsClient:
 
     @property
     def stats(self) -> ClientStats:
-        """A snapshot of what this client has done so far: requests, retries, 429s, ...."""
+        """The counters so far: requests, attempts, retries, 429s, give-ups, concurrency.
+
+        A fresh :class:`~signalwire_calls.instrumentation.ClientStats` on each read.
+        """
         requester = self._requester
         middleware = requester.middleware
         return ClientStats(

@@ -34,17 +34,12 @@ def _what(status: int | None, error: BaseException | None) -> str:
 class LoggingHook:
     """Log what a client does, at levels a service can leave on.
 
-    ========================== ======================================= =========
-    Logger                     What                                    Level
-    ========================== ======================================= =========
-    ``signalwire_calls``       each give-up                            WARNING
-    ``signalwire_calls``       each scheduled retry, with its wait     INFO
-    ``signalwire_calls``       a bulk job's concurrency cut (429s)     INFO
-    ``signalwire_calls``       a bulk job's concurrency growing back   DEBUG
-    ``signalwire_calls.requests`` each request: method, path, status,  DEBUG
-                               latency, attempts
-    ``signalwire_calls.attempts`` each attempt                         DEBUG
-    ========================== ======================================= =========
+    - ``signalwire_calls``: each give-up at WARNING; each scheduled retry (with
+      its wait) and each cut of a bulk job's concurrency at INFO; its growing
+      back at DEBUG.
+    - ``signalwire_calls.requests``: each request (method, path, status,
+      latency, attempts) at DEBUG.
+    - ``signalwire_calls.attempts``: each attempt at DEBUG.
 
     Per-request and per-attempt records are made only while the parent logger is
     enabled for DEBUG (one cheap check per request); set ``signalwire_calls.attempts``
