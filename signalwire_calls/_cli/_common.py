@@ -118,9 +118,7 @@ def connection_options(func: F) -> F:
 
 def make_client(conn: dict[str, Any]) -> CallsClient:
     """Build the client from the flags over the environment; name what is missing."""
-    verbosity = int(conn.pop("verbose", 0) or 0)
-    if verbosity:
-        configure_logging(verbosity)
+    configure_logging(int(conn.pop("verbose", 0) or 0))
     timeout = conn.pop("timeout", 30.0)
     retry = RetryPolicy(attempts=conn.pop("retries", 4) + 1)
     options: dict[str, Any] = env_options()
