@@ -73,14 +73,16 @@ nitpicky = True
 # is on, accepted as plain text when it is off.
 _MODULES = (
     "aiohttp|yarl|multidict|attrs|cattrs|ssl|datetime|decimal|asyncio|collections|typing|"
-    "types|enum|random|contextvars|email|json|os|pathlib|io|uuid|hmac|starlette|fastapi|web"
+    "types|enum|random|contextvars|email|json|os|pathlib|io|uuid|hmac|starlette|fastapi|web|"
+    "logging|opentelemetry"
 )
 _CLASSES = (
     "Decimal|datetime|Path|Mapping|Sequence|Iterable|AsyncIterable|AsyncIterator|"
     "AsyncGenerator|Awaitable|Callable|Coroutine|Any|Self|TracebackType|SSLContext|"
     "ClientSession|ClientRequest|ClientResponse|URL|Random|Event|Server|BaseRequest|"
     "StreamResponse|Response|RequestHandler|Attribute|ContextVar|ClientHandlerType|"
-    "NamedTuple|Generic|StrEnum|TypeVar|Counter|date|time|timedelta|UUID|Request"
+    "NamedTuple|Generic|StrEnum|TypeVar|Counter|date|time|timedelta|UUID|Request|"
+    "TracerProvider|MeterProvider"
 )
 _BUILTINS = (
     "str|int|float|bool|bytes|None|object|list|dict|tuple|set|frozenset|type|Exception|"

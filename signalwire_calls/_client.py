@@ -28,7 +28,7 @@ from signalwire_calls._bulk import AdaptiveLimit, BulkProgress, fan_out
 from signalwire_calls._checks import check_sid, sid_bytes
 from signalwire_calls._config import DEFAULT_MAX_BODY_SIZE, Settings, env_options, make_settings
 from signalwire_calls._errors import ConfigError, ConnectError, UnreachableError
-from signalwire_calls._http import Requester, throttle_listener
+from signalwire_calls._http import Requester, retry_listener, throttle_listener
 from signalwire_calls._listing import (
     MAX_PAGE_SIZE,
     build_list_query,
@@ -38,8 +38,10 @@ from signalwire_calls._listing import (
     split_windows,
 )
 from signalwire_calls._models import BulkResult, Call, CallResult, CallStatus, build_call_result
+from signalwire_calls._observe import ClientStats, ConcurrencyGauge, Emitter, Hook
 from signalwire_calls._polling import make_condition, wait_for
 from signalwire_calls._retry import RetryPolicy
+from signalwire_calls.instrumentation import default_hooks
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -139,6 +141,11 @@ class CallsClient:
             API's URL, unless ``NO_PROXY`` matches its host (read once, here). Off by
             default, so that no proxy sees the requests unless you said so.
             ``proxy`` wins over it; ``.netrc`` is never read.
+        hooks: What to report requests, attempts, retries, give-ups and bulk
+            concurrency to (see :mod:`signalwire_calls.instrumentation`); by
+            default :func:`~signalwire_calls.instrumentation.default_hooks`
+            (logging, and OpenTelemetry once an SDK is configured). ``()`` reports
+            to nobody.
 
     A client belongs to the event loop it first runs in (its connection pool and
     timers do). Create it inside the loop that uses it: one client per
@@ -167,6 +174,7 @@ class CallsClient:
         strict_account: bool = False,
         proxy: str | None = None,
         trust_env: bool = False,
+        hooks: Iterable[Hook] | None = None,
     ) -> None:
         self._settings: Settings = make_settings(
             project_id=project_id,
@@ -186,6 +194,8 @@ class CallsClient:
         if retry is not None and not isinstance(retry, RetryPolicy):
             raise ConfigError(f"retry must be a RetryPolicy, got {type(retry).__name__}")
         self._max_connections = max_connections
+        emitter = Emitter(default_hooks() if hooks is None else hooks)
+        self._concurrency = ConcurrencyGauge(emitter)
         self._requester = Requester(
             self._settings,
             retry=retry or RetryPolicy(),
@@ -196,6 +206,7 @@ class CallsClient:
             max_body_size=max_body_size,
             ssl=ssl,
             strict_account=bool(strict_account),
+            emitter=emitter,
         )
 
     @classmethod
@@ -239,6 +250,25 @@ class CallsClient:
         return (
             f"<CallsClient project_id={self._settings.project_id!r} "
             f"base_url={self.base_url!r}{via} {state}>"
+        )
+
+    @property
+    def stats(self) -> ClientStats:
+        """The counters so far: requests, attempts, retries, 429s, give-ups, concurrency.
+
+        A fresh :class:`~signalwire_calls.instrumentation.ClientStats` on each read.
+        """
+        requester = self._requester
+        middleware = requester.middleware
+        return ClientStats(
+            requests=requester.requests,
+            attempts=middleware.attempts_made,
+            retries=middleware.retries,
+            retries_by_reason=dict(middleware.retry_reasons),
+            throttled=middleware.throttled,
+            failures=middleware.gave_up,
+            concurrency=self._concurrency.current,
+            lowest_concurrency=self._concurrency.lowest,
         )
 
     async def __aenter__(self) -> Self:
@@ -424,6 +454,8 @@ class CallsClient:
             distinct=distinct,
             compact=sid_bytes,
             abort=_unreachable,
+            retry_hook=retry_listener,
+            on_limit_change=self._concurrency.changed,
             wrap=build_call_result,  # CallResult(sid, call, error), faster
         )
 

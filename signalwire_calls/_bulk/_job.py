@@ -80,6 +80,8 @@ class BulkProgress:
         in_flight: Calls running now.
         limit: The current concurrency limit.
         elapsed: Seconds since the job started (event-loop clock).
+        retries: Attempts the calls' own retries made (after a 429, a 5xx, a timeout...).
+        throttled: Answers of HTTP 429 the calls got, retried or not.
     """
 
     done: int
@@ -90,6 +92,8 @@ class BulkProgress:
     in_flight: int
     limit: int
     elapsed: float
+    retries: int = 0
+    throttled: int = 0
 
     @property
     def processed(self) -> int:
@@ -116,6 +120,8 @@ def fan_out(
     compact: Callable[[K], bytes] | None = ...,
     abort: Callable[[Exception, int | None], BaseException | None] | None = ...,
     clock: Callable[[], float] = ...,
+    retry_hook: contextvars.ContextVar[Callable[[], None] | None] | None = ...,
+    on_limit_change: Callable[[int, int], None] | None = ...,
     wrap: None = ...,
 ) -> AsyncGenerator[Outcome[K, V], None]: ...
 
@@ -134,6 +140,8 @@ def fan_out(
     compact: Callable[[K], bytes] | None = ...,
     abort: Callable[[Exception, int | None], BaseException | None] | None = ...,
     clock: Callable[[], float] = ...,
+    retry_hook: contextvars.ContextVar[Callable[[], None] | None] | None = ...,
+    on_limit_change: Callable[[int, int], None] | None = ...,
     wrap: Callable[[K, V | None, Exception | None], R],
 ) -> AsyncGenerator[R, None]: ...
 
@@ -151,6 +159,8 @@ def fan_out(
     compact: Callable[[K], bytes] | None = None,
     abort: Callable[[Exception, int | None], BaseException | None] | None = None,
     clock: Callable[[], float] = time.monotonic,
+    retry_hook: contextvars.ContextVar[Callable[[], None] | None] | None = None,
+    on_limit_change: Callable[[int, int], None] | None = None,
     wrap: Callable[[K, V | None, Exception | None], Any] | None = None,
 ) -> AsyncGenerator[Any, None]:
     """Run ``work`` for each distinct key with bounded, adaptive concurrency.
@@ -197,6 +207,10 @@ def fan_out(
             ``len()``). If it returns an exception, the job stops: that exception
             is raised from the iterator, and no further key is tried.
         clock: Seconds, for the round trips a self-tuning limit learns from.
+        retry_hook: Likewise, a context variable that code inside ``work`` calls on
+            each retry it makes, counted in :attr:`BulkProgress.retries`.
+        on_limit_change: Called with ``(previous, current)`` whenever the job's
+            concurrency limit changes, from 0 when the job starts and to 0 when it ends.
         wrap: Builds what is yielded for a key from ``(key, value, error)``
             (default: :class:`Outcome`), so a caller that wants its own result type
             needs no second generator to convert outcomes.
@@ -223,6 +237,8 @@ def fan_out(
         validate=validate,
         on_progress=on_progress,
         throttle_hook=throttle_hook,
+        retry_hook=retry_hook,
+        on_limit_change=on_limit_change,
         wrap=wrap or Outcome,
     )
     return job.run()
@@ -237,19 +253,21 @@ class _Ticket:
     that outlives its call counts against the worker's current slot.
     """
 
-    __slots__ = ("generation", "limit", "throttled")
+    __slots__ = ("generation", "limit", "seen", "throttled")
 
-    def __init__(self, limit: AdaptiveLimit) -> None:
+    def __init__(self, limit: AdaptiveLimit, seen: Callable[[], None]) -> None:
         self.limit = limit
         self.generation = limit.generation
         #: A throttle was seen since the worker last looked: its call's round
         #: trip includes a backoff, so it is no latency sample.
         self.throttled = False
+        self.seen = seen
 
     def signal(self) -> None:
         """Report a throttle for the slot held now (the ``throttle_hook`` callback)."""
         self.throttled = True
         self.limit.throttled(self.generation)
+        self.seen()
 
 
 class _Job(Generic[K, V, R]):
@@ -279,6 +297,8 @@ class _Job(Generic[K, V, R]):
         on_progress: Callable[[BulkProgress], None] | None,
         throttle_hook: contextvars.ContextVar[Callable[[], None] | None] | None,
         wrap: Callable[[K, V | None, Exception | None], R],
+        retry_hook: contextvars.ContextVar[Callable[[], None] | None] | None = None,
+        on_limit_change: Callable[[int, int], None] | None = None,
     ) -> None:
         self._keys = keys
         self._work = work
@@ -315,6 +335,10 @@ class _Job(Generic[K, V, R]):
         self._closing = False
         self._started = 0.0
         self._done = self._failed = self._duplicates = self._retried = 0
+        self._retries = self._throttled = 0
+        self._retry_hook = retry_hook
+        self._on_limit_change = on_limit_change
+        self._shown_limit = 0  # the limit on_limit_change was last told of
 
     # ---------------------------------------------------------------- the tasks
 
@@ -362,6 +386,7 @@ class _Job(Generic[K, V, R]):
             self._source = aiter(keys)
         else:
             self._iterator = iter(keys)
+        self._watch_limit()
         self._spawn_worker()
 
     def _spawn_worker(self) -> None:
@@ -383,10 +408,12 @@ class _Job(Generic[K, V, R]):
         seen = self._seen
         validate = self._validate
         clock = self._clock
-        ticket = _Ticket(limit)
+        ticket = _Ticket(limit, self._throttle_seen)
         # Set once: the worker's context is its own, and the ticket follows its slots.
         if self._throttle_hook is not None:
             self._throttle_hook.set(ticket.signal)
+        if self._retry_hook is not None:
+            self._retry_hook.set(self._retry_seen)
         while True:
             # A window slot is taken before reading, so read-ahead is bounded.
             if self._window_free > 0:
@@ -553,6 +580,7 @@ class _Job(Generic[K, V, R]):
     async def _shutdown(self) -> None:
         self._closing = True
         await cancel_and_wait(self._tasks)
+        self._watch_limit(ended=True)
         if self._seen is not None:
             self._seen.close()
         aclose = getattr(self._source, "aclose", None)
@@ -613,8 +641,32 @@ class _Job(Generic[K, V, R]):
         waiter = self._wakeup
         if wake and waiter is not None and not waiter.done():
             waiter.set_result(None)
+        if self._on_limit_change is not None and self._limit.current != self._shown_limit:
+            self._watch_limit()
         if self._on_progress is not None:
             self._report()
+
+    def _retry_seen(self) -> None:
+        self._retries += 1
+
+    def _throttle_seen(self) -> None:
+        self._throttled += 1
+        self._watch_limit()
+
+    def _watch_limit(self, *, ended: bool = False) -> None:
+        """Tell ``on_limit_change`` of a change of the limit: the one place that does."""
+        notify = self._on_limit_change
+        if notify is None:
+            return
+        current = 0 if ended else self._limit.current
+        previous = self._shown_limit
+        if current != previous:
+            self._shown_limit = current
+            try:
+                notify(previous, current)
+            except Exception:
+                logger.exception("on_limit_change failed; it will not be called again in this job")
+                self._on_limit_change = None
 
     def _report(self) -> None:
         hook = self._on_progress
@@ -629,6 +681,8 @@ class _Job(Generic[K, V, R]):
             in_flight=self._limit.in_flight,
             limit=self._limit.current,
             elapsed=asyncio.get_running_loop().time() - self._started,
+            retries=self._retries,
+            throttled=self._throttled,
         )
         try:
             hook(progress)

@@ -13,6 +13,7 @@ from typing import IO, Any, NoReturn, TypeVar
 
 import click
 
+from signalwire_calls._cli._verbose import configure_logging
 from signalwire_calls._client import CallsClient
 from signalwire_calls._config import env_options
 from signalwire_calls._errors import (
@@ -110,7 +111,11 @@ def connection_options(func: F) -> F:
             "as curl does.",
         ),
         click.option(
-            "-v", "--verbose", is_flag=True, help="Debug logs on stderr (never the token)."
+            "-v",
+            "--verbose",
+            count=True,
+            help="Each request on stderr (-vv: each attempt, -vvv: every library's debug "
+            "logs); never the token.",
         ),
     )
     for option in reversed(options):
@@ -120,12 +125,7 @@ def connection_options(func: F) -> F:
 
 def make_client(conn: dict[str, Any]) -> CallsClient:
     """Build the client from the flags over the environment; name what is missing."""
-    if conn.pop("verbose", False):
-        logging.basicConfig(
-            level=logging.DEBUG,
-            stream=sys.stderr,
-            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        )
+    configure_logging(int(conn.pop("verbose", 0) or 0))
     timeout = conn.pop("timeout", 30.0)
     retry = RetryPolicy(attempts=conn.pop("retries", 4) + 1)
     # Like curl and gh, the command follows the environment's proxy (the library does

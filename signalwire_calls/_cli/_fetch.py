@@ -111,7 +111,14 @@ async def run_fetch(
     total = len(sids)
 
     def on_progress(progress: BulkProgress) -> None:
-        bar.update(progress.done, progress.failed, total)
+        bar.update(
+            progress.done,
+            progress.failed,
+            total,
+            retries=progress.retries,
+            throttled=progress.throttled,
+            concurrency=progress.limit,
+        )
 
     results = client.iter_call_results(
         sids,

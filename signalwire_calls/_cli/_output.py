@@ -203,23 +203,43 @@ class ProgressBar:
                 MofNCompleteColumn(),
                 TextColumn("{task.fields[rate]:>9,.0f}/s"),
                 TextColumn("errors {task.fields[errors]:,}"),
+                TextColumn("{task.fields[load]}"),
                 TextColumn("ETA"),
                 TimeRemainingColumn(),
                 console=self.console,
                 transient=False,
             )
-            self._task = self._progress.add_task(description, total=total, rate=0.0, errors=0)
+            self._task = self._progress.add_task(
+                description, total=total, rate=0.0, errors=0, load=""
+            )
         self._started = time.monotonic()
 
-    def update(self, done: int, errors: int, total: int | None = None) -> None:
-        """Show ``done`` (of ``total`` if given) and the errors so far."""
+    def update(
+        self,
+        done: int,
+        errors: int,
+        total: int | None = None,
+        *,
+        retries: int = 0,
+        throttled: int = 0,
+        concurrency: int | None = None,
+    ) -> None:
+        """Show ``done`` (of ``total`` if given), the errors, and how hard the service pushes back.
+
+        ``retries`` and ``throttled`` (429s) show once nonzero, ``concurrency`` when given.
+        """
         if self._progress is None or self._task is None:
             return
         elapsed = time.monotonic() - self._started
         rate = done / elapsed if elapsed > 0 else 0.0
         if total is not None:
             self._progress.update(self._task, total=total)
-        self._progress.update(self._task, completed=done, rate=rate, errors=errors)
+        load = [f"retries {retries:,}", f"429s {throttled:,}"] if retries or throttled else []
+        if concurrency is not None:
+            load.append(f"concurrency {concurrency}")
+        self._progress.update(
+            self._task, completed=done, rate=rate, errors=errors, load=" ".join(load)
+        )
 
     def say(self, message: str) -> None:
         """Print a line on stderr, above the bar if there is one."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 from signalwire_calls._http._middleware import (
     AttemptsExhaustedError,
     RetryMiddleware,
+    retry_listener,
     throttle_listener,
 )
 from signalwire_calls._http._requester import Requester, user_agent
@@ -17,6 +18,7 @@ __all__ = [
     "AttemptsExhaustedError",
     "Requester",
     "RetryMiddleware",
+    "retry_listener",
     "throttle_listener",
     "user_agent",
 ]

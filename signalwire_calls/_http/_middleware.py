@@ -14,6 +14,8 @@ import asyncio
 import contextvars
 import logging
 import random
+import sys
+import time
 import weakref
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Protocol
@@ -24,12 +26,13 @@ from aiohttp import hdrs
 
 from signalwire_calls._errors import DecodeError
 from signalwire_calls._http._watchdog import Watchdog
+from signalwire_calls._observe import Emitter, GaveUp, RetryScheduled, current_request, error_type
 from signalwire_calls._retry import RETRY_STATUSES, RetryPolicy, parse_retry_after
 
 if TYPE_CHECKING:
     from aiohttp.client_middlewares import ClientHandlerType
 
-__all__ = ["AttemptsExhaustedError", "RetryMiddleware", "throttle_listener"]
+__all__ = ["AttemptsExhaustedError", "RetryMiddleware", "retry_listener", "throttle_listener"]
 
 log = logging.getLogger("signalwire_calls")
 
@@ -37,6 +40,10 @@ log = logging.getLogger("signalwire_calls")
 #: then retried successfully, shrinks the job's concurrency.
 throttle_listener: contextvars.ContextVar[Callable[[], None] | None] = contextvars.ContextVar(
     "signalwire_calls_throttle_listener", default=None
+)
+#: Set by a bulk job to count the retries of its requests (for its progress).
+retry_listener: contextvars.ContextVar[Callable[[], None] | None] = contextvars.ContextVar(
+    "signalwire_calls_retry_listener", default=None
 )
 
 
@@ -76,9 +83,14 @@ class RetryMiddleware:
     sleep: Callable[[float], Awaitable[object]] = asyncio.sleep
     limiter: _Limiter | None = None
     rng: random.Random = attrs.field(factory=random.Random)
-    #: Counters, for tests and the chaos report.
+    #: Where attempts, retries and give-ups are reported (no hooks: nothing is built).
+    emitter: Emitter = attrs.field(factory=Emitter)
+    #: Counters, for ``CallsClient.stats``, tests and the chaos report.
     retries: int = 0
     attempts_made: int = 0
+    throttled: int = 0
+    gave_up: int = 0
+    retry_reasons: dict[str, int] = attrs.field(factory=dict)
     _watchdog: Watchdog | None = attrs.field(default=None, init=False, repr=False)
     #: Bodies read in chunks under the size cap, for :meth:`body` (rare: chunked
     #: or compressed bodies). Weak: a response nobody asks about takes its body along.
@@ -93,6 +105,8 @@ class RetryMiddleware:
         retryable = request.method in ("GET", "HEAD")
         attempts = policy.attempts if retryable else 1
         attempt = 0
+        started = time.perf_counter()
+        trace = current_request.get() if self.emitter.hot else None
         if self.timeout is not None and self._watchdog is None:
             self._watchdog = Watchdog(self.timeout)
         watch = self._watchdog
@@ -111,6 +125,9 @@ class RetryMiddleware:
                 ):  # aclose() ran meanwhile: aiohttp would assert
                     raise aiohttp.ClientConnectionError("the client was closed")
                 task = watch.enter(request.loop) if watch is not None else None
+                answered = False
+                if trace is not None:
+                    trace.attempt_started()
                 try:
                     response = await handler(request)
                     try:
@@ -126,6 +143,7 @@ class RetryMiddleware:
                     except BaseException:
                         response.close()
                         raise
+                    answered = True
                 except asyncio.CancelledError:
                     # ours, and not also cancelled by a caller
                     if (
@@ -141,37 +159,98 @@ class RetryMiddleware:
                 finally:
                     if watch is not None and task is not None:
                         watch.leave(task)
+                    if trace is not None:  # the attempt is over, whichever way
+                        if answered:
+                            trace.attempt_ended(attempt, response.status, None)
+                        else:  # an exception is on its way out of this block
+                            trace.attempt_ended(attempt, None, sys.exception())
             except aiohttp.ClientSSLError:
                 raise  # a certificate or TLS setup error: no retry will change it
             except _RETRYABLE_ERRORS as err:
                 if attempt >= attempts or request.session.closed:
+                    self._gave_up(request, attempt, status=None, error=err, started=started)
                     raise AttemptsExhaustedError(attempt) from err
                 wait = policy.backoff(attempt, self.rng)
-                reason = "timed out" if isinstance(err, TimeoutError) else repr(err)
+                status: int | None = None
+                error: BaseException | None = err
             else:
                 if response.status not in RETRY_STATUSES or not retryable:
                     return response
                 hinted = self._wait_after(response, attempt, attempts)
                 if hinted is None:
+                    self._gave_up(
+                        request, attempt, status=response.status, error=None, started=started
+                    )
                     return response  # the caller maps it
-                wait, reason = hinted, f"HTTP {response.status}"
+                wait, status, error = hinted, response.status, None
             self.retries += 1
-            log.debug(
-                "Retrying %s %s in %.2fs (attempt %d of %d failed: %s)",
-                request.method,
-                request.url.with_query(None),
-                wait,
-                attempt,
-                attempts,
-                reason,
-            )
+            self._retrying(request, attempt, attempts, status=status, error=error, wait=wait)
             await self.sleep(wait)
+
+    def _retrying(
+        self,
+        request: aiohttp.ClientRequest,
+        attempt: int,
+        attempts: int,
+        *,
+        status: int | None,
+        error: BaseException | None,
+        wait: float,
+    ) -> None:
+        """Count a scheduled retry, tell the bulk job, and report :class:`RetryScheduled`."""
+        reason = error_type(status, error) or str(status)
+        self.retry_reasons[reason] = self.retry_reasons.get(reason, 0) + 1
+        listener = retry_listener.get()
+        if listener is not None:
+            listener()
+        if self.emitter.hot:
+            url, sid = _described(request)
+            self.emitter.emit(
+                RetryScheduled(
+                    method=request.method,
+                    url=url,
+                    sid=sid,
+                    attempt=attempt,
+                    attempts=attempts,
+                    reason=reason,
+                    status=status,
+                    error=error,
+                    wait=wait,
+                )
+            )
+
+    def _gave_up(
+        self,
+        request: aiohttp.ClientRequest,
+        attempts: int,
+        *,
+        status: int | None,
+        error: BaseException | None,
+        started: float,
+    ) -> None:
+        """Count a request given up on and report :class:`GaveUp`."""
+        self.gave_up += 1
+        if self.emitter.hot:
+            url, sid = _described(request)
+            self.emitter.emit(
+                GaveUp(
+                    method=request.method,
+                    url=url,
+                    sid=sid,
+                    attempts=attempts,
+                    reason=error_type(status, error) or str(status),
+                    status=status,
+                    error=error,
+                    elapsed=time.perf_counter() - started,
+                )
+            )
 
     def _wait_after(
         self, response: aiohttp.ClientResponse, attempt: int, attempts: int
     ) -> float | None:
         """Return how long to wait before retrying a retryable status, or ``None`` to stop."""
         if response.status == 429:  # noqa: PLR2004
+            self.throttled += 1
             listener = throttle_listener.get()
             if listener is not None:
                 listener()
@@ -217,3 +296,12 @@ class RetryMiddleware:
             if capped is not None:
                 return capped
         return await response.read()
+
+
+def _described(request: aiohttp.ClientRequest) -> tuple[str, str | None]:
+    """Return a request's URL for events (no credentials, query or fragment) and its call SID."""
+    url = request.url
+    path = url.path
+    head, _, last = path.rpartition("/")
+    sid = last if last and head.endswith("/Calls") else None
+    return str(url.with_user(None).with_query(None).with_fragment(None)), sid

@@ -31,6 +31,7 @@ from signalwire_calls._errors import (
     error_from_response,
 )
 from signalwire_calls._http._middleware import AttemptsExhaustedError, RetryMiddleware
+from signalwire_calls._observe import Emitter, observed
 from signalwire_calls._retry import RetryPolicy, parse_retry_after
 from signalwire_calls._wire import WIRE
 
@@ -114,6 +115,8 @@ class Requester:
         ssl: A custom TLS context (verification stays on by default).
         strict_account: Refuse a call whose ``account_sid`` is not the project's.
 
+        emitter: Where requests and attempts are reported (default: nowhere).
+
     A requester belongs to the event loop it first runs in (its session, pool and
     timers do): used from another loop it raises ``RuntimeError`` saying so.
 
@@ -139,6 +142,7 @@ class Requester:
         max_body_size: int,
         ssl: _ssl.SSLContext | None,
         strict_account: bool = False,
+        emitter: Emitter | None = None,
     ) -> None:
         if session is not None and not isinstance(session, aiohttp.ClientSession):
             raise ConfigError(f"session must be an aiohttp.ClientSession, got {session!r}")
@@ -147,7 +151,11 @@ class Requester:
         self.timeout = timeout
         self._max_connections = max_connections
         self._ssl: _ssl.SSLContext | bool = ssl if ssl is not None else True
+        self._emitter = emitter = emitter if emitter is not None else Emitter()
+        #: Requests started, for ``CallsClient.stats``.
+        self.requests = 0
         self._middleware = RetryMiddleware(
+            emitter=emitter,
             policy=retry,
             timeout=timeout,
             max_body_size=max_body_size,
@@ -318,22 +326,32 @@ class Requester:
 
     def get_call(self, sid: str) -> Coroutine[Any, Any, Call]:
         """Return the coroutine that retrieves the call ``sid`` (already checked)."""
-        url = self._calls_base.with_path(self._calls_path + sid, encoded=True)
-        return self._get(url, sid=sid, as_call=True)
+        return self._get_call(sid, slotted=True)
 
     def lookup(self, sid: str) -> Coroutine[Any, Any, Call]:
         """As :meth:`get_call`, without a slot: for a bulk job, whose limit bounds it."""
+        return self._get_call(sid, slotted=False)
+
+    def _get_call(self, sid: str, *, slotted: bool) -> Coroutine[Any, Any, Call]:
         url = self._calls_base.with_path(self._calls_path + sid, encoded=True)
-        return self._get(url, sid=sid, as_call=True, slotted=False)
+        request = self._get(url, sid=sid, as_call=True, slotted=slotted)
+        emitter = self._emitter
+        if emitter.hot and emitter.listening():
+            return observed(emitter, request, "GET", _shown(url), sid)
+        return request
 
     async def get_json(self, url: str | URL) -> Any:
         """GET ``url`` (already encoded) and return its decoded JSON body."""
+        emitter = self._emitter
+        if emitter.hot and emitter.listening():
+            shown = _shown(url if type(url) is URL else URL(url, encoded=True))
+            return await observed(emitter, self._get(url), "GET", shown, None)
         return await self._get(url)
 
     async def get_page(self, url: str) -> tuple[list[Call], str | None]:
         """Fetch one page of List Calls; return its calls and ``next_page_uri``."""
         self.ensure_session()
-        data = await self._get(url)
+        data = await self.get_json(url)
         try:
             calls, next_uri = WIRE.structure_page(data)
             if self._strict_account:
@@ -359,6 +377,7 @@ class Requester:
             TransportError: No answer, after retries.
             DecodeError: A 2xx body that is not JSON (or, with ``as_call``, not the call).
         """
+        self.requests += 1
         session = self._session
         if session is None or self._closed or asyncio.get_running_loop() is not self._loop:
             session = self.ensure_session()
@@ -501,6 +520,11 @@ def _make_limiter(rate_limit: float | None) -> Any:
 
 def _host(url: URL) -> str:
     return f"{url.host}:{url.port}" if url.port is not None else str(url.host)
+
+
+def _shown(url: URL) -> str:
+    """Return ``url`` as events show it: no credentials, query or fragment."""
+    return str(url.with_user(None).with_query(None).with_fragment(None))
 
 
 def _without_query(url: URL) -> str:

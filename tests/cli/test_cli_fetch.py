@@ -251,3 +251,44 @@ async def test_fetch_against_a_closed_port_stops_with_one_line_and_exit_2(fake, 
     assert f"127.0.0.1:{port}" in line
     assert "60 SID(s) not tried" in line
     assert b"" == out.read_bytes()
+
+
+async def test_fetch_progress_bar_shows_retries_429s_and_concurrency(fake, tmp_path):
+    """A job throttled by 429s says so on the bar: retries, 429s and the concurrency."""
+    (tmp_path / "sids.txt").write_text("\n".join(fake.call_sids) + "\n")
+    fake.fail("*", status=429, times=5, retry_after=0)
+
+    done = await run_cli(
+        "fetch", "--input", tmp_path / "sids.txt", "--output", tmp_path / "c.jsonl", "--progress",
+        env=cli_env(fake),
+    )  # fmt: skip
+
+    assert 0 == done.code
+    assert "retries 5" in done.stderr
+    assert "429s 5" in done.stderr
+    assert "concurrency" in done.stderr
+
+
+async def test_verbose_prints_each_request_and_vv_each_attempt_without_the_token(fake, tmp_path):
+    """-v: one line per request (method, path, status, latency); -vv adds attempts; no token, no asyncio."""
+    sid = fake.call_sids[0]
+    fake.fail(sid, status=503, times=1)
+    path = f"/Accounts/{fake.project_id}/Calls/{sid}"
+
+    once = await run_cli("get", sid, "-v", env=cli_env(fake))
+    fake.fail(sid, status=503, times=1)
+    twice = await run_cli("get", sid, "-vv", env=cli_env(fake))
+
+    assert (0, 0) == (once.code, twice.code)
+    request_line = next(
+        line for line in once.stderr.splitlines() if "GET " in line and " 200 in " in line
+    )
+    assert path in request_line
+    assert request_line.endswith("ms (2 attempts)")
+    assert "Retrying GET" in once.stderr
+    assert "attempt 1:" not in once.stderr
+    assert "attempt 1:" in twice.stderr
+    assert "attempt 2:" in twice.stderr
+    for run in (once, twice):
+        assert fake.api_token not in run.stderr
+        assert "asyncio" not in run.stderr

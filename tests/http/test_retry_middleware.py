@@ -245,15 +245,15 @@ async def test_no_retries_policy(scripted, sleeps):
     assert len(scripted.hits) == 1
 
 
-async def test_retries_logged_at_debug_without_secrets(scripted, sleeps, caplog):
-    """Each retry is logged at DEBUG on the signalwire_calls logger, without the token."""
+async def test_retries_logged_at_info_without_secrets(scripted, sleeps, caplog):
+    """Each retry is logged at INFO on the signalwire_calls logger, without the token."""
     scripted.script = [Reply(503, {}), Reply(200, sample("call_real_2024.json"))]
     with caplog.at_level(logging.DEBUG, logger="signalwire_calls"):
         async with make_client(scripted, sleeps) as client:
             await client.get_call(SID)
     records = [r for r in caplog.records if r.name == "signalwire_calls"]
     assert len(records) == 1
-    assert records[0].levelno == logging.DEBUG
+    assert records[0].levelno == logging.INFO
     assert "HTTP 503" in records[0].getMessage()
     assert TOKEN not in caplog.text
 

@@ -69,3 +69,24 @@ async def emulator() -> None:
     async with FakeSignalWire(calls=10, faults=FaultProfile.parse("flaky")) as fake:
         assert_type(fake.call_sids, list[str])
         assert_type(fake.client(), swc.CallsClient)
+
+
+def instrumentation(client: swc.CallsClient) -> None:
+    from signalwire_calls.instrumentation import (
+        Event,
+        Hook,
+        LoggingHook,
+        OpenTelemetryHook,
+        RetryScheduled,
+        default_hooks,
+    )
+
+    def mine(event: Event) -> None:
+        if isinstance(event, RetryScheduled):
+            assert_type(event.wait, float)
+            assert_type(event.sid, str | None)
+
+    hooks: list[Hook] = [*default_hooks(), LoggingHook(), OpenTelemetryHook(), mine]
+    swc.CallsClient("p", "t", space_url="x.signalwire.com", hooks=hooks)
+    assert_type(client.stats.retries_by_reason["503"], int)
+    assert_type(client.stats.lowest_concurrency, int | None)
