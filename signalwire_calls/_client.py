@@ -28,7 +28,15 @@ from signalwire_calls._listing import (
     merge_windows,
     split_windows,
 )
-from signalwire_calls._models import BulkResult, Call, CallResult, CallStatus, build_call_result
+from signalwire_calls._models import (
+    BulkResult,
+    Call,
+    CallResult,
+    CallStatus,
+    CallStatusName,
+    LookupFailure,
+    build_call_result,
+)
 from signalwire_calls._retry import RetryPolicy
 
 if TYPE_CHECKING:
@@ -297,16 +305,15 @@ class CallsClient:
         """
         found: dict[str, Call] = {}
         missing: list[str] = []
-        failed: dict[str, Exception] = {}
+        failed: dict[str, LookupFailure] = {}
         results = self.iter_call_results(sids, concurrency=concurrency, on_progress=on_progress)
         async for result in results:
-            outcome = result.outcome
-            if outcome == "found":
-                found[result.sid] = result.call  # type: ignore[assignment]
-            elif outcome == "missing":
+            if result.ok:
+                found[result.sid] = result.call
+            elif result.outcome == "missing":
                 missing.append(result.sid)
             else:
-                failed[result.sid] = result.error or RuntimeError("no result")
+                failed[result.sid] = result.error
         return BulkResult(found=found, missing=tuple(missing), failed=failed)
 
     # ------------------------------------------------------------------ listing
@@ -314,7 +321,7 @@ class CallsClient:
     def iter_calls(
         self,
         *,
-        status: CallStatus | str | None = None,
+        status: CallStatus | CallStatusName | None = None,
         to: str | None = None,
         from_: str | None = None,
         parent_call_sid: str | uuid.UUID | None = None,
