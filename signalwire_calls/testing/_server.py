@@ -17,6 +17,7 @@ from aiohttp import web
 
 from signalwire_calls.testing._data import (
     DEFAULT_NOW,
+    EXAMPLE_CALL,
     LAML_PREFIX,
     CallFactory,
     identity,
@@ -125,6 +126,14 @@ class FakeSignalWire:
             call.pop(str(key), None)
         self._listing.add(call)
         return call
+
+    def add_example_call(self) -> dict[str, Any]:
+        """Add the call the documentation retrieves (:data:`EXAMPLE_SID`) and return it.
+
+        ``signalwire-calls serve`` serves it, so that every example of the README and
+        the docs runs as printed against the emulator.
+        """
+        return self.add_call(**EXAMPLE_CALL)
 
     def attempts(self, sid: str) -> int:
         """Return how many GETs of this SID the emulator received (faulted ones too)."""
