@@ -8,7 +8,7 @@ its bulk lookups and listings through :mod:`signalwire_calls._bulk` and
 from __future__ import annotations
 
 import logging
-import ssl as _ssl
+import ssl
 import uuid
 import warnings
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Sequence
@@ -105,7 +105,7 @@ class CallsClient:
         session: aiohttp.ClientSession | None = None,
         rate_limit: float | None = None,
         max_body_size: int = DEFAULT_MAX_BODY_SIZE,
-        ssl: _ssl.SSLContext | None = None,
+        ssl: ssl.SSLContext | None = None,
         allow_insecure_http: bool = False,
     ) -> None:
         self._settings: Settings = make_settings(
@@ -231,7 +231,7 @@ class CallsClient:
         ordered: bool = False,
         on_progress: Callable[[BulkProgress], None] | None = None,
     ) -> AsyncIterator[CallResult]:
-        """Look up many calls concurrently; yield one :class:`CallResult` per distinct SID.
+        """Look up many calls concurrently; yield one :data:`CallResult` per distinct SID.
 
         The input is streamed (it may be a huge iterable or an async iterable) and
         each distinct SID is fetched once. At most ``concurrency`` requests are in
@@ -298,7 +298,7 @@ class CallsClient:
 
         Every distinct SID ends up in exactly one of ``found``, ``missing``
         (the API answered 404) and ``failed`` (any other error, including an
-        invalid SID), as :attr:`CallResult.outcome` files it. Call
+        invalid SID), as :attr:`FailedLookup.outcome` files it. Call
         :meth:`BulkResult.raise_for_failures` to turn failures into an exception.
         For large jobs, stream with :meth:`iter_call_results` instead: this
         holds every call in memory.
