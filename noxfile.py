@@ -7,6 +7,8 @@ under ``CI=true``.
 
 from __future__ import annotations
 
+import shutil
+
 import nox
 
 nox.options.sessions = ["tests", "lint", "typecheck"]
@@ -46,6 +48,23 @@ def docs(session: nox.Session) -> None:
     session.run(
         "sphinx-build", "-W", "--keep-going", "-n", "-b", "html", "docs", "docs/_build/html"
     )
+
+
+@nox.session(python=None)
+def docs_screens(session: nox.Session) -> None:
+    """Build the docs and look at every page in headless Chromium at 1280 px (not in CI).
+
+    Checks that each page renders, that nothing scrolls sideways and that the
+    benchmark plot loads; screenshots go to docs/_build/screens/. Needs the
+    chromium command (Debian: apt-get install chromium).
+    """
+    if not any(map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))):
+        session.skip("needs Chromium: apt-get install chromium (Debian) or your OS's package")
+    session.install("-e", ".[docs]")
+    session.run(
+        "sphinx-build", "-W", "--keep-going", "-n", "-b", "html", "docs", "docs/_build/html"
+    )
+    session.run("python", "docs/screens.py", *session.posargs)
 
 
 @nox.session(python=None)

@@ -39,7 +39,8 @@ myst_heading_anchors = 3
 
 html_theme = "furo"
 html_title = f"signalwire-calls {release}"
-html_static_path: list[str] = []
+html_static_path = ["_static"]
+html_css_files = ["wrap.css"]  # long code lines wrap instead of scrolling sideways
 
 # -- API reference ------------------------------------------------------------
 
