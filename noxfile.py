@@ -7,6 +7,8 @@ The test suite runs on every CPython of :data:`PYTHONS` that is on the machine
 
 from __future__ import annotations
 
+import shutil
+
 import nox
 
 nox.options.sessions = ["tests", "lint", "typecheck"]
@@ -74,6 +76,23 @@ def _bench(session: nox.Session) -> None:
         return
     session.run("python", "bench/run.py", *args)
     session.run("python", "bench/wan.py", "--out", "docs/bench")
+
+
+@nox.session(python=None)
+def docs_screens(session: nox.Session) -> None:
+    """Build the docs and look at every page in headless Chromium at 1280 px (not in CI).
+
+    Checks that each page renders, that nothing scrolls sideways and that the
+    benchmark plot loads; screenshots go to docs/_build/screens/. Needs the
+    chromium command (Debian: apt-get install chromium).
+    """
+    if not any(map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))):
+        session.skip("needs Chromium: apt-get install chromium (Debian) or your OS's package")
+    session.install("-e", ".[docs]")
+    session.run(
+        "sphinx-build", "-W", "--keep-going", "-n", "-b", "html", "docs", "docs/_build/html"
+    )
+    session.run("python", "docs/screens.py", *session.posargs)
 
 
 @nox.session(python=None)

@@ -39,19 +39,42 @@ myst_heading_anchors = 3
 
 html_theme = "furo"
 html_title = f"signalwire-calls {release}"
-html_static_path: list[str] = []
+html_static_path = ["_static"]
+html_css_files = ["wrap.css"]  # long code lines wrap instead of scrolling sideways
 
 # -- API reference ------------------------------------------------------------
 
 autodoc_member_order = "bysource"
 autodoc_typehints = "description"
 autodoc_typehints_format = "short"
-autodoc_preserve_defaults = True
+# False: a default is shown as its value (1048576), not as the name of a constant
+# (DEFAULT_MAX_BODY_SIZE) or attrs' internals (attr_dict['call'].default).
+autodoc_preserve_defaults = False
 autodoc_default_options = {"members": True, "show-inheritance": True}
 napoleon_google_docstring = True
 napoleon_numpy_docstring = False
 napoleon_use_rtype = False
 napoleon_attr_annotations = True
+
+
+def _public_module_names() -> None:
+    """Give each public class the module users import it from, for the rendered pages.
+
+    Types in signatures and their link titles are printed with ``__module__``, which
+    is where a class is defined (``signalwire_calls._models.Call``); the reference
+    shows where it is imported from instead. Only this build is affected.
+    """
+    import importlib  # noqa: PLC0415
+
+    for name in ("signalwire_calls", "signalwire_calls.testing", "signalwire_calls.webhooks"):
+        module = importlib.import_module(name)
+        for attribute in module.__all__:
+            value = getattr(module, attribute)
+            if isinstance(value, type) and value.__module__.startswith(f"{name}._"):
+                value.__module__ = name
+
+
+_public_module_names()
 
 # -- Cross-references -----------------------------------------------------------
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import ssl as _ssl
+import ssl
 import uuid
 import warnings
 from collections.abc import (
@@ -37,7 +37,15 @@ from signalwire_calls._listing import (
     merge_windows,
     split_windows,
 )
-from signalwire_calls._models import BulkResult, Call, CallResult, CallStatus, build_call_result
+from signalwire_calls._models import (
+    BulkResult,
+    Call,
+    CallResult,
+    CallStatus,
+    CallStatusName,
+    LookupFailure,
+    build_call_result,
+)
 from signalwire_calls._observe import ClientStats, ConcurrencyGauge, Emitter, Hook
 from signalwire_calls._polling import make_condition, wait_for
 from signalwire_calls._retry import RetryPolicy
@@ -169,7 +177,7 @@ class CallsClient:
         session: aiohttp.ClientSession | None = None,
         rate_limit: float | None = None,
         max_body_size: int = DEFAULT_MAX_BODY_SIZE,
-        ssl: _ssl.SSLContext | None = None,
+        ssl: ssl.SSLContext | None = None,
         allow_insecure_http: bool = False,
         strict_account: bool = False,
         proxy: str | None = None,
@@ -254,7 +262,7 @@ class CallsClient:
 
     @property
     def stats(self) -> ClientStats:
-        """The counters so far: requests, attempts, retries, 429s, give-ups, concurrency.
+        """Counters of this client so far (requests, attempts, retries, 429s, give-ups, concurrency).
 
         A fresh :class:`~signalwire_calls.instrumentation.ClientStats` on each read.
         """
@@ -389,7 +397,7 @@ class CallsClient:
         on_progress: Callable[[BulkProgress], None] | None = None,
         distinct: bool = False,
     ) -> AsyncIterator[CallResult]:
-        """Look up many calls concurrently; yield one :class:`CallResult` per distinct SID.
+        """Look up many calls concurrently; yield one :data:`CallResult` per distinct SID.
 
         The input is streamed (it may be a huge iterable or an async iterable) and
         each distinct SID is fetched once. By default the number of requests in
@@ -507,7 +515,7 @@ class CallsClient:
 
         Every distinct SID ends up in exactly one of ``found``, ``missing``
         (the API answered 404) and ``failed`` (any other error, including an
-        invalid SID), as :attr:`CallResult.outcome` files it. Call
+        invalid SID), as :attr:`FailedLookup.outcome` files it. Call
         :meth:`BulkResult.raise_for_failures` to turn failures into an exception.
         For large jobs, stream with :meth:`iter_call_results` instead: this
         holds every call in memory. ``concurrency`` and ``max_concurrency`` are
@@ -518,7 +526,7 @@ class CallsClient:
         """
         found: dict[str, Call] = {}
         missing: list[str] = []
-        failed: dict[str, Exception] = {}
+        failed: dict[str, LookupFailure] = {}
         results = self.iter_call_results(
             sids,
             concurrency=concurrency,
@@ -526,13 +534,12 @@ class CallsClient:
             on_progress=on_progress,
         )
         async for result in results:
-            outcome = result.outcome
-            if outcome == "found":
-                found[result.sid] = result.call  # type: ignore[assignment]
-            elif outcome == "missing":
+            if result.ok:
+                found[result.sid] = result.call
+            elif result.outcome == "missing":
                 missing.append(result.sid)
             else:
-                failed[result.sid] = result.error or RuntimeError("no result")
+                failed[result.sid] = result.error
         return BulkResult(found=found, missing=tuple(missing), failed=failed)
 
     # ------------------------------------------------------------------ listing
@@ -540,7 +547,7 @@ class CallsClient:
     def iter_calls(
         self,
         *,
-        status: CallStatus | str | None = None,
+        status: CallStatus | CallStatusName | None = None,
         to: str | None = None,
         from_: str | None = None,
         parent_call_sid: str | uuid.UUID | None = None,

@@ -126,7 +126,7 @@ class DecodeError(SignalWireError):
 class BulkLookupError(SignalWireError):
     """Some lookups of a bulk job failed; ``failed`` maps each SID to its error."""
 
-    def __init__(self, failed: dict[str, Exception]) -> None:
+    def __init__(self, failed: dict[str, SignalWireError | ValueError]) -> None:
         self.failed = failed
         sample = ", ".join(f"{sid}: {err}" for sid, err in list(failed.items())[:3])
         more = f" (and {len(failed) - 3} more)" if len(failed) > 3 else ""  # noqa: PLR2004

@@ -12,23 +12,34 @@ import enum
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, ClassVar, Literal, Protocol
+from typing import Any, ClassVar, Literal, Protocol, TypeAlias
 
 import attrs
 
-from signalwire_calls._errors import BulkLookupError, NotFoundError
+from signalwire_calls._errors import BulkLookupError, NotFoundError, SignalWireError
 
 __all__ = [
     "BulkResult",
     "Call",
     "CallDirection",
+    "CallDirectionName",
+    "CallFound",
     "CallResult",
     "CallStatus",
+    "CallStatusName",
+    "FailedLookup",
+    "LookupFailure",
     "SubresourceUris",
+    "UnknownValue",
     "build_call",
     "build_call_result",
     "build_subresource_uris",
 ]
+
+#: What a lookup that returned no call carries: a :class:`~signalwire_calls.SignalWireError`
+#: (:class:`~signalwire_calls.NotFoundError` for a SID that does not exist), or a
+#: ``ValueError`` for a SID that is not a UUID (no request was sent).
+LookupFailure: TypeAlias = SignalWireError | ValueError
 
 
 class WireForm(Protocol):
@@ -47,12 +58,29 @@ class WireForm(Protocol):
         ...
 
 
+class UnknownValue(str):
+    """A status or direction that this version of the library does not know yet.
+
+    The API may add values (it added ``initiated`` and ``outbound-dial``); such a
+    value is kept verbatim, never rejected, as this ``str`` subclass, so that
+    ``isinstance(call.status, CallStatus)`` tells a known value from a new one and
+    type checkers see ``CallStatus | UnknownValue`` rather than plain ``str``. It
+    compares equal to its text and serialises as a plain string.
+    """
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return f"UnknownValue({str.__repr__(self)})"
+
+
 class CallStatus(enum.StrEnum):
     """A call's status. Compares equal to its API string (``CallStatus.COMPLETED == "completed"``).
 
     ``initiated`` is not in the published enum but is what the service reports for
-    a call that has just been created (API-NOTES §3). A value this enum does not know
-    is kept as a plain ``str`` on :attr:`Call.status`, never rejected.
+    a call that has just been created (see :doc:`real-responses`). A value this enum
+    does not know is kept as an :class:`UnknownValue` on :attr:`Call.status`, never
+    rejected.
     """
 
     QUEUED = "queued"
@@ -71,7 +99,7 @@ class CallDirection(enum.StrEnum):
 
     The published spec lists only ``inbound`` and ``outbound``; the service sends
     ``outbound-api`` (created through the REST API) and ``outbound-dial`` (a leg
-    created by ``<Dial>``), per API-NOTES §3. Unknown values are kept as ``str``.
+    created by ``<Dial>``). Unknown values are kept as :class:`UnknownValue`.
     """
 
     INBOUND = "inbound"
@@ -80,9 +108,31 @@ class CallDirection(enum.StrEnum):
     OUTBOUND_DIAL = "outbound-dial"
 
 
+#: The statuses as strings, for a filter typed as text:
+#: ``iter_calls(status="completed")`` type-checks, ``status="complete"`` does not.
+CallStatusName: TypeAlias = Literal[
+    "queued",
+    "initiated",
+    "ringing",
+    "in-progress",
+    "canceled",
+    "completed",
+    "busy",
+    "failed",
+    "no-answer",
+]
+#: The directions as strings.
+CallDirectionName: TypeAlias = Literal["inbound", "outbound", "outbound-api", "outbound-dial"]
+
+
 @attrs.frozen(weakref_slot=False)  # no __weakref__: see build_call()
 class SubresourceUris:
-    """Links to a call's sub-resources, as the API returns them (paths, no host)."""
+    """Links to a call's sub-resources, as the API returns them (paths, no host).
+
+    Attributes:
+        recordings: The path of the call's recordings list, or ``None`` if absent.
+        notifications: The path of the call's notifications list, or ``None`` if absent.
+    """
 
     recordings: str | None = None
     notifications: str | None = None
@@ -94,8 +144,9 @@ class Call:
 
     Field names are the API's, except ``from`` which is ``from_``. Dates are aware
     UTC datetimes. ``status`` and ``direction`` are enum members when the value is
-    known and the raw string otherwise. Fields that older responses lack (the audio
-    quality family, ``sip_result_code``) are ``None`` when absent.
+    known and an :class:`UnknownValue` (a ``str``) otherwise. Fields that older
+    responses lack (the audio quality family, ``sip_result_code``) are ``None`` when
+    absent.
 
     Build one from a decoded JSON object with :meth:`from_dict`; :meth:`to_dict`
     gives back exactly the keys and values that were received. Calls cannot be
@@ -108,8 +159,8 @@ class Call:
     date_updated: datetime
     to: str
     from_: str
-    status: CallStatus | str
-    direction: CallDirection | str
+    status: CallStatus | UnknownValue
+    direction: CallDirection | UnknownValue
     duration: int
     uri: str
     api_version: str = "2010-04-01"
@@ -180,33 +231,73 @@ class Call:
 
 
 @attrs.frozen(weakref_slot=False)  # no __weakref__: see build_call()
-class CallResult:
-    """The outcome of one lookup in a bulk job: ``call`` or ``error``, never both.
+class CallFound:
+    """A lookup of a bulk job that found its call (one kind of :data:`CallResult`).
 
-    ``error`` is a :class:`~signalwire_calls.NotFoundError` for a SID that does not
-    exist, a ``ValueError`` for a SID that is not a UUID (no request was sent), or
-    another :class:`~signalwire_calls.SignalWireError`.
+    Attributes:
+        sid: The SID, as it was given.
+        call: The call.
     """
 
     sid: str
-    call: Call | None = None
-    error: Exception | None = None
+    call: Call
 
     @property
-    def ok(self) -> bool:
-        """Whether the call was found."""
-        return self.call is not None
+    def error(self) -> None:
+        """Always ``None``: the lookup succeeded."""
+        return
 
     @property
-    def outcome(self) -> Literal["found", "missing", "failed"]:
-        """How the lookup ended, as ``"found"``, ``"missing"`` (HTTP 404) or ``"failed"``.
+    def ok(self) -> Literal[True]:
+        """Always ``True``: ``if result.ok:`` narrows a :data:`CallResult` to this class."""
+        return True
+
+    @property
+    def outcome(self) -> Literal["found"]:
+        """Always ``"found"`` (see :attr:`FailedLookup.outcome`)."""
+        return "found"
+
+
+@attrs.frozen(weakref_slot=False)  # no __weakref__: see build_call()
+class FailedLookup:
+    """A lookup of a bulk job that returned no call (one kind of :data:`CallResult`).
+
+    Attributes:
+        sid: The SID, as it was given.
+        error: Why: a :class:`~signalwire_calls.NotFoundError` for a SID that does not
+            exist, a ``ValueError`` for a SID that is not a UUID (no request was
+            sent), or another :class:`~signalwire_calls.SignalWireError`.
+    """
+
+    sid: str
+    error: LookupFailure
+
+    @property
+    def call(self) -> None:
+        """Always ``None``: there is no call."""
+        return
+
+    @property
+    def ok(self) -> Literal[False]:
+        """Always ``False``."""
+        return False
+
+    @property
+    def outcome(self) -> Literal["missing", "failed"]:
+        """``"missing"`` (HTTP 404: no such call) or ``"failed"`` (anything else).
 
         The one rule by which :meth:`~signalwire_calls.CallsClient.get_calls` files
         results into a :class:`BulkResult`, and the command line counts them.
         """
-        if self.call is not None:
-            return "found"
         return "missing" if isinstance(self.error, NotFoundError) else "failed"
+
+
+#: The outcome of one lookup in a bulk job: a :class:`CallFound` or a
+#: :class:`FailedLookup`. Both have ``sid``, ``call``, ``error``, ``ok`` and
+#: ``outcome``; ``if result.ok:`` (or ``if result.call is not None:``) narrows the
+#: type, so ``result.call`` is a :class:`Call` inside. ``isinstance(x, CallResult)``
+#: works too.
+CallResult: TypeAlias = CallFound | FailedLookup
 
 
 @attrs.frozen
@@ -214,12 +305,18 @@ class BulkResult:
     """Everything a :meth:`~signalwire_calls.CallsClient.get_calls` job learned.
 
     Every distinct SID it was given is in exactly one of ``found``, ``missing``
-    and ``failed``.
+    and ``failed``. ``len(result)`` counts them all.
+
+    Attributes:
+        found: Each SID that was found, mapped to its call.
+        missing: The SIDs the API answered 404 for (no such call), in arrival order.
+        failed: Each SID whose lookup failed, mapped to its error (as in
+            :attr:`FailedLookup.error`).
     """
 
     found: Mapping[str, Call]
     missing: tuple[str, ...]
-    failed: Mapping[str, Exception]
+    failed: Mapping[str, LookupFailure]
 
     def __len__(self) -> int:
         return len(self.found) + len(self.missing) + len(self.failed)
@@ -266,5 +363,18 @@ def _positional_builder(cls: type[Any]) -> Callable[..., Any]:
 build_call: Callable[..., Call] = _positional_builder(Call)
 #: ``SubresourceUris(recordings, notifications)``, faster.
 build_subresource_uris: Callable[..., SubresourceUris] = _positional_builder(SubresourceUris)
-#: ``CallResult(sid, call, error)``, faster.
-build_call_result: Callable[..., CallResult] = _positional_builder(CallResult)
+_build_found: Callable[[str, Call], CallFound] = _positional_builder(CallFound)
+_build_failed: Callable[[str, LookupFailure], FailedLookup] = _positional_builder(FailedLookup)
+
+
+def build_call_result(sid: str, call: Call | None, error: BaseException | None) -> CallResult:
+    """Return ``CallFound(sid, call)``, or ``FailedLookup(sid, error)`` without a call, faster."""
+    if call is not None:
+        return _build_found(sid, call)
+    if not isinstance(error, SignalWireError | ValueError):
+        # Outside get_call's contract (a client closed during the job): still a
+        # SignalWireError, so that ``error`` keeps its documented type.
+        wrapped = SignalWireError(f"lookup of {sid} failed: {error!r}")
+        wrapped.__cause__ = error
+        error = wrapped
+    return _build_failed(sid, error)

@@ -69,7 +69,7 @@ class Outcome(NamedTuple, Generic[K, V]):
 
 @attrs.frozen
 class BulkProgress:
-    """A snapshot of a running :func:`fan_out` job, for a progress bar.
+    """A snapshot of a running bulk job (``on_progress``), for a progress bar.
 
     Attributes:
         done: Distinct keys with a final outcome (found, failed or invalid).

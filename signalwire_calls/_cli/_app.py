@@ -7,7 +7,7 @@ import re
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -26,17 +26,66 @@ from signalwire_calls._cli._common import (
 from signalwire_calls._cli._demo import demo, serve
 from signalwire_calls._cli._fetch import SidList, describe, fetch, read_sids, stdin_lines
 from signalwire_calls._cli._files import ReplacingOutput
-from signalwire_calls._cli._output import CallWriter, Counts, ProgressBar, print_table
-from signalwire_calls._cli._params import sid_option, when_option, whole_option
+from signalwire_calls._cli._output import (
+    FORMATS,
+    CallWriter,
+    Counts,
+    ProgressBar,
+    Writable,
+    format_for,
+    print_table,
+)
+from signalwire_calls._cli._params import fields_option, sid_option, when_option, whole_option
 from signalwire_calls._client import CallsClient
 from signalwire_calls._errors import AuthenticationError, PermissionDeniedError
 from signalwire_calls._listing import MAX_PAGE_SIZE
 from signalwire_calls._models import Call, CallResult, CallStatus
 
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
 __all__ = ["cli"]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class _Commands(click.Group):
+    """The command group, with click's usage errors in this CLI's one-line style."""
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        """Run the command; show every expected error as ``signalwire-calls: error: ...``."""
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.ClickException as err:  # a bad flag or value, or a CliError
+            if not isinstance(err, CliError) and isinstance(err, click.UsageError):
+                err = CliError(_usage_message(err), err.exit_code)
+            err.show()
+            sys.exit(err.exit_code)
+        except click.exceptions.Abort:  # Ctrl-C or end of input in a prompt
+            say("interrupted")
+            sys.exit(EXIT_INTERRUPTED)
+        sys.exit(code if isinstance(code, int) else EXIT_OK)
+
+
+def _usage_message(err: click.UsageError) -> str:
+    """Return click's usage error as one line, pointing at the command's ``--help``."""
+    message = " ".join(err.format_message().split())
+    if err.ctx is not None:
+        message += f" (see '{err.ctx.command_path} --help')"
+    return message
+
+
+@click.group(
+    cls=_Commands,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.version_option(package_name="signalwire-calls", message="%(prog)s %(version)s")
 def cli() -> None:
     """Read SignalWire call records (Compatibility API, Calls) from the command line.
@@ -52,19 +101,27 @@ def cli() -> None:
 # --------------------------------------------------------------------------- get
 
 
+_FORMAT_HELP = (
+    "jsonl: one JSON object per line (the API's shape); json: one JSON array; "
+    "csv: a header and one row per call (ISO 8601 dates); table: for reading."
+)
+_FIELDS_HELP = "Comma-separated fields to show, in this order (e.g. sid,status,duration)."
+
+
 @cli.command()
 @click.argument("sids", nargs=-1, metavar="[SID]... | -")
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["json", "table"]),
-    default="json",
+    type=click.Choice(FORMATS),
+    default="jsonl",
     show_default=True,
-    help="One JSON object per line, or a table.",
+    help=_FORMAT_HELP,
 )
+@click.option("--fields", metavar="F1,F2", callback=fields_option, help=_FIELDS_HELP)
 @connection_options
-def get(sids: tuple[str, ...], fmt: str, **conn: Any) -> None:
-    """Print calls by SID: one JSON object per line (the API's shape) on stdout.
+def get(sids: tuple[str, ...], fmt: str, fields: tuple[str, ...], **conn: Any) -> None:
+    """Print calls by SID on stdout: one JSON object per line (the API's shape) by default.
 
     '-' (or no SID, with stdin not a terminal) reads SIDs from stdin, one per line;
     blank lines and surrounding spaces are ignored.
@@ -76,7 +133,7 @@ def get(sids: tuple[str, ...], fmt: str, **conn: Any) -> None:
         say("get: no SIDs to look up")
         sys.exit(EXIT_OK)
     client = make_client(conn)
-    shown = _Shown(fmt, problems=len(wanted.invalid))
+    shown = _Shown(fmt, fields, problems=len(wanted.invalid))
 
     async def main() -> bool:
         async def consume() -> None:
@@ -88,8 +145,7 @@ def get(sids: tuple[str, ...], fmt: str, **conn: Any) -> None:
             return await until_signal(consume())
 
     interrupted = run_main(main())
-    if shown.calls:
-        print_table(shown.calls)
+    shown.close()
     if interrupted:
         say(f"get: interrupted: {shown.found:,} found, {shown.problems:,} not found or failed")
         sys.exit(EXIT_INTERRUPTED)
@@ -99,12 +155,12 @@ def get(sids: tuple[str, ...], fmt: str, **conn: Any) -> None:
 class _Shown:
     """What ``get`` has shown: JSON lines as results arrive, or calls kept for a table."""
 
-    def __init__(self, fmt: str, *, problems: int) -> None:
+    def __init__(self, fmt: str, fields: tuple[str, ...], *, problems: int) -> None:
         self.fmt = fmt
+        self.fields = fields
         self.counts = Counts()
         self.invalid = problems
-        self.calls: list[Call] = []
-        self._out = sys.stdout.buffer
+        self.sink = CallSink(sys.stdout.buffer, fmt, fields)
 
     @property
     def found(self) -> int:
@@ -117,15 +173,38 @@ class _Shown:
     def take(self, result: CallResult) -> None:
         if isinstance(result.error, (AuthenticationError, PermissionDeniedError)):
             raise result.error
-        outcome = self.counts.count(result)
-        call = result.call
-        if call is None:
-            say(f"{result.sid}: {describe(result.error, outcome)}")
-            return
-        if self.fmt == "table":
-            self.calls.append(call)
+        self.counts.count(result)
+        if result.ok:
+            self.sink.write(result.call)
         else:
-            CallWriter(self._out, "jsonl").write(call)
+            say(f"{result.sid}: {describe(result.error, result.outcome)}")
+
+    def close(self) -> None:
+        """Finish the output (print the table, close the JSON array)."""
+        self.sink.close()
+
+
+class CallSink:
+    """Calls in any of the formats: written as they arrive, or kept for a table."""
+
+    def __init__(self, stream: Writable, fmt: str, fields: tuple[str, ...]) -> None:
+        self.fields = fields
+        self.table: list[Call] = []
+        self.writer = None if fmt == "table" else CallWriter(stream, fmt, fields)
+
+    def write(self, call: Call) -> None:
+        """Write one call, or keep it for the table."""
+        if self.writer is None:
+            self.table.append(call)
+        else:
+            self.writer.write(call)
+
+    def close(self) -> None:
+        """Finish the output: close the JSON array, or print the table on stdout."""
+        if self.writer is not None:
+            self.writer.close()
+        elif self.table:
+            print_table(self.table, fields=self.fields)
 
 
 def _get_sids(args: tuple[str, ...]) -> SidList:
@@ -148,6 +227,8 @@ def _get_sids(args: tuple[str, ...]) -> SidList:
 
 #: The most time windows ``list --windows`` pages at once: each buffers up to a page.
 MAX_WINDOWS = 100
+#: How many calls ``list`` shows without ``--limit`` or ``--all`` (as ``gh`` lists 30).
+DEFAULT_LIMIT = 30
 _TIME_HELP = "ISO 8601 date or time (UTC unless it has an offset)."
 _PYTHON_NAMES = re.compile(r"\b(?:(?:started|ended)_(?:after|before)|parent_call_sid|page_size)\b")
 
@@ -172,7 +253,13 @@ _PYTHON_NAMES = re.compile(r"\b(?:(?:started|ended)_(?:after|before)|parent_call
 @click.option("--started-before", metavar="T", callback=when_option, help=_TIME_HELP)
 @click.option("--ended-after", metavar="T", callback=when_option, help=_TIME_HELP)
 @click.option("--ended-before", metavar="T", callback=when_option, help=_TIME_HELP)
-@click.option("--limit", metavar="N", callback=whole_option(1), help="Stop after this many calls.")
+@click.option(
+    "--limit",
+    metavar="N",
+    callback=whole_option(1),
+    help=f"Stop after this many calls.  [default: {DEFAULT_LIMIT}]",
+)
+@click.option("--all", "every", is_flag=True, help="Every matching call: no --limit.")
 @click.option(
     "--windows",
     metavar="N",
@@ -188,14 +275,18 @@ _PYTHON_NAMES = re.compile(r"\b(?:(?:started|ended)_(?:after|before)|parent_call
     help=f"Calls per page, 1 to {MAX_PAGE_SIZE}.  [default: {MAX_PAGE_SIZE}]",
 )
 @click.option(
-    "--output", default="-", show_default=True, help="A .jsonl or .csv file, or '-' for stdout."
+    "--output",
+    default="-",
+    show_default=True,
+    help="A file (.jsonl, .json or .csv), or '-' for stdout.",
 )
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["jsonl", "csv"]),
-    help="Default: from the --output name (JSON Lines unless .csv).",
+    type=click.Choice(FORMATS),
+    help=_FORMAT_HELP + " Default: from the --output name, else jsonl.",
 )
+@click.option("--fields", metavar="F1,F2", callback=fields_option, help=_FIELDS_HELP)
 @click.option(
     "--progress/--no-progress",
     default=None,
@@ -212,21 +303,27 @@ def list_calls(  # noqa: PLR0917 - one parameter per flag
     ended_after: datetime | None,
     ended_before: datetime | None,
     limit: int | None,
+    every: bool,
     windows: int | None,
     page_size: int | None,
     output: str,
     fmt: str | None,
+    fields: tuple[str, ...],
     progress: bool | None,
     **conn: Any,
 ) -> None:
-    """List calls, newest first, as JSON Lines or CSV (columns in the API's field order)."""
-    if windows and windows > 1 and started_after is None:
-        raise CliError("--windows needs --started-after: the start of the time range to split")
+    """List calls, newest first: the first 30 unless --limit N or --all.
+
+    JSON Lines by default, or --format json, csv (columns in the API's field order)
+    or table.
+    """
+    default_limit = limit is None and not every
+    limit = _list_limit(limit, every=every, windows=windows, started_after=started_after)
     client = make_client(conn)
-    fmt = fmt or ("csv" if output.lower().endswith(".csv") else "jsonl")
+    fmt = format_for(output, fmt)
     try:
         calls = client.iter_calls(
-            status=status,
+            status=CallStatus(status) if status else None,
             to=to,
             from_=from_,
             parent_call_sid=parent_call_sid,
@@ -234,37 +331,59 @@ def list_calls(  # noqa: PLR0917 - one parameter per flag
             started_before=started_before,
             ended_after=ended_after,
             ended_before=ended_before,
-            page_size=page_size or MAX_PAGE_SIZE,
-            limit=limit,
+            page_size=page_size or (min(MAX_PAGE_SIZE, limit + 1) if limit else MAX_PAGE_SIZE),
+            limit=None if limit is None else limit + 1,  # one more: are there others?
             windows=windows or 1,
         )
     except (TypeError, ValueError) as err:  # the client names its arguments: name the flags
         message = _PYTHON_NAMES.sub(lambda m: "--" + m[0].replace("_", "-"), str(err))
         raise CliError(message) from None
     counts = Counts()
+    more = False
     with contextlib.ExitStack() as stack:
         export = None if output == "-" else stack.enter_context(ReplacingOutput(Path(output)))
-        writer = CallWriter(sys.stdout.buffer if export is None else export, fmt)
+        sink = CallSink(sys.stdout.buffer if export is None else export, fmt, fields)
         bar = stack.enter_context(ProgressBar("list", limit, enabled=progress))
 
         async def main(_client: CallsClient) -> bool:
             async def consume() -> None:
+                nonlocal more
                 async with contextlib.aclosing(calls):  # type: ignore[type-var]
                     async for call in calls:
-                        writer.write(call)
+                        if limit is not None and counts.found == limit:
+                            more = True  # the one extra call asked for: not shown
+                            break
+                        sink.write(call)
                         counts.found += 1
                         bar.update(counts.found, 0)
 
             return not await until_signal(consume())
 
         finished = run_main(with_client(client, main))
-        if export is not None:  # only now does the new export replace the old one
-            try:
+        try:
+            sink.close()
+            if export is not None:  # only now does the new export replace the old one
                 export.commit()
-            except OSError as err:
-                raise CliError(f"cannot write {output}: {err.strerror or err}") from None
+        except OSError as err:
+            raise CliError(f"cannot write {output}: {err.strerror or err}") from None
+    if not finished:
+        say(f"list: interrupted: {counts.summary(noun='listed')}")
+        sys.exit(EXIT_INTERRUPTED)
     say(f"list: {counts.summary(noun='listed')}")
-    sys.exit(EXIT_OK if finished else EXIT_INTERRUPTED)
+    if more and default_limit:
+        say(f"list: there are more: the first {limit} are shown; --limit N or --all for more")
+    sys.exit(EXIT_OK)
+
+
+def _list_limit(
+    limit: int | None, *, every: bool, windows: int | None, started_after: datetime | None
+) -> int | None:
+    """Check the flags that shape a listing; return its limit (``None``: every call)."""
+    if windows and windows > 1 and started_after is None:
+        raise CliError("--windows needs --started-after: the start of the time range to split")
+    if every and limit is not None:
+        raise CliError("--all and --limit: choose one")
+    return None if every else (limit or DEFAULT_LIMIT)
 
 
 cli.add_command(fetch)

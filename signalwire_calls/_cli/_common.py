@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
@@ -91,6 +92,12 @@ def connection_options(func: F) -> F:
             "[env: SIGNALWIRE_BASE_URL]",
         ),
         click.option(
+            "--allow-insecure-http",
+            is_flag=True,
+            help="Permit a plain http:// --base-url that is not on this machine "
+            "(a trusted proxy): the token then travels unencrypted.",
+        ),
+        click.option(
             "--timeout",
             type=click.FloatRange(min=0, min_open=True),
             default=30.0,
@@ -123,6 +130,16 @@ def connection_options(func: F) -> F:
     return func
 
 
+#: The client's argument names in its messages, and the flags that set them.
+_PYTHON_ARGUMENTS = re.compile(
+    r"\b(allow_insecure_http=True|base_url|space_url|project_id|api_token)\b"
+)
+
+
+def _flag_for(match: re.Match[str]) -> str:
+    return "--" + match[0].removesuffix("=True").replace("_", "-")
+
+
 def make_client(conn: dict[str, Any]) -> CallsClient:
     """Build the client from the flags over the environment; name what is missing."""
     configure_logging(int(conn.pop("verbose", 0) or 0))
@@ -144,8 +161,8 @@ def make_client(conn: dict[str, Any]) -> CallsClient:
         )
     try:
         client = CallsClient(**options, timeout=timeout, retry=retry, trust_env=trust_env)
-    except ConfigError as err:
-        raise CliError(str(err)) from None
+    except ConfigError as err:  # the client names its arguments: name the flags
+        raise CliError(_PYTHON_ARGUMENTS.sub(_flag_for, str(err))) from None
     log.debug("calls of project %s at %s", client.project_id, client.base_url)
     if client.proxy is not None:
         log.debug("through the proxy %s (from the environment)", client.proxy)

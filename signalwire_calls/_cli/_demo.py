@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import random
 import sys
 import time
 import uuid
 from collections import Counter
+from pathlib import Path
 
 import click
 
@@ -17,13 +19,24 @@ from signalwire_calls._cli._common import (
     EXIT_LOOKUPS,
     EXIT_OK,
     run_main,
+    say,
     stop_on_signals,
     until_signal,
 )
+from signalwire_calls._cli._fetch import describe
 from signalwire_calls._cli._output import Counts, ProgressBar
 from signalwire_calls.testing import FakeSignalWire, FaultProfile
 
 __all__ = ["demo", "serve"]
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _faults_option(default: str) -> click.Option:
@@ -70,18 +83,49 @@ def _faults_option(default: str) -> click.Option:
     is_eager=True,
     help="Seeds the calls, project id and token.",
 )
-def serve(host: str, port: int, calls: int, seed: int, faults: FaultProfile) -> None:
-    """Run the local SignalWire emulator until Ctrl-C."""
+@click.option(
+    "--sids-file",
+    metavar="FILE",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the SIDs it serves here, one per line, and one that does not exist "
+    "(the docs' sids.txt).",
+)
+def serve(  # noqa: PLR0917 - one parameter per flag
+    host: str, port: int, calls: int, seed: int, sids_file: Path | None, faults: FaultProfile
+) -> None:
+    """Run the local SignalWire emulator until Ctrl-C.
+
+    Besides the generated calls it serves the call the docs retrieve
+    (7d1e9c44-2a6b-4f3e-8c12-5b9a0e6f3d21), so every example runs against it.
+    """
+    everywhere = host in {"", "0.0.0.0", "::"}  # noqa: S104 - checked to warn about it
+    if not _is_loopback(host):
+        say(
+            f"warning: listening on {host or 'every interface'}: anyone who can reach this "
+            "machine can read the emulator's calls with the token printed below"
+        )
 
     def ready(fake: FakeSignalWire) -> None:
-        click.echo(
-            f"signalwire-calls emulator: {len(fake.call_sids):,} calls (seed {seed}), "
-            f"faults: {faults.describe()}\n"
-            f"export SIGNALWIRE_BASE_URL={fake.base_url}\n"
-            f"export SIGNALWIRE_PROJECT_ID={fake.project_id}\n"
-            f"export SIGNALWIRE_API_TOKEN={fake.api_token}\n"
-            "(an emulator-only token, not a real credential) Press Ctrl-C to stop."
-        )
+        lines = [
+            (
+                f"signalwire-calls emulator: {len(fake.call_sids):,} calls (seed {seed}"
+                ", the docs' example call included), "
+                f"faults: {faults.describe()}"
+            ),
+            f"export SIGNALWIRE_BASE_URL={fake.base_url}",
+            f"export SIGNALWIRE_PROJECT_ID={fake.project_id}",
+            f"export SIGNALWIRE_API_TOKEN={fake.api_token}",
+        ]
+        if everywhere:
+            lines.insert(
+                2,
+                f"# from other machines: http://<this machine's address>:{fake.port}"
+                + fake.base_url.removeprefix(fake.origin),
+            )
+        if sids_file is not None:
+            lines.append(f"# {len(fake.call_sids) + 1:,} SIDs written to {sids_file}")
+        lines.append("(an emulator-only token, not a real credential) Press Ctrl-C to stop.")
+        click.echo("\n".join(lines))
         sys.stdout.flush()
 
     async def main() -> None:
@@ -89,7 +133,9 @@ def serve(host: str, port: int, calls: int, seed: int, faults: FaultProfile) -> 
 
         stop = asyncio.Event()
         stop_on_signals(stop.set)
-        await run_emulator(port, calls, seed, faults, host=host, ready=ready, stop=stop)
+        await run_emulator(
+            port, calls, seed, faults, host=host, sids_file=sids_file, ready=ready, stop=stop
+        )
 
     run_main(main())
     sys.exit(EXIT_OK)
@@ -159,12 +205,12 @@ def demo(  # noqa: PLR0917 - one parameter per flag
                 async with fake.client() as client:
 
                     def on_progress(progress: BulkProgress) -> None:
-                        bar.update(progress.done, progress.failed)
                         limits.append(progress.limit)
 
                     async def consume() -> None:
-                        # Said here, once SIGTERM and Ctrl-C stop the lookups cleanly.
-                        echo(
+                        # Said here, once SIGTERM and Ctrl-C stop the lookups cleanly (the
+                        # bar prints it above itself).
+                        bar.echo(
                             f"2. Looking up {len(sids):,} SIDs ({missing:,} of them do not "
                             f"exist) with CallsClient.iter_call_results("
                             f"concurrency={concurrency}) ..."
@@ -175,7 +221,10 @@ def demo(  # noqa: PLR0917 - one parameter per flag
                         )
                         async for result in results:
                             if counts.count(result) == "failed":
-                                bar.say(f"failed {result.sid}: {result.error}")
+                                bar.say(f"failed {result.sid}: {describe(result.error)}")
+                            # Its errors are the summary's "failed" (a 404 is a result).
+                            done = counts.found + counts.missing + counts.failed
+                            bar.update(done, counts.failed)
 
                     # SIGTERM as well as Ctrl-C: stop cleanly and report what was done.
                     interrupted = await until_signal(consume())

@@ -11,6 +11,7 @@ import contextlib
 import functools
 import io
 import json
+import re
 import sys
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Self
@@ -34,12 +35,12 @@ from signalwire_calls._cli._common import (
 from signalwire_calls._cli._files import check_distinct
 from signalwire_calls._cli._output import Counts, ProgressBar
 from signalwire_calls._cli._resumable import OutputBusyError, ResumableOutput
-from signalwire_calls._errors import AuthenticationError
+from signalwire_calls._errors import APIError, AuthenticationError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
+    from collections.abc import AsyncIterator, Callable, Iterable
 
-    from signalwire_calls import BulkProgress, CallsClient
+    from signalwire_calls import BulkProgress, CallResult, CallsClient
 
 __all__ = [
     "OutputBusyError",
@@ -48,6 +49,7 @@ __all__ = [
     "fetch",
     "read_sids",
     "run_fetch",
+    "stdin_is_terminal",
     "stdin_lines",
 ]
 
@@ -82,13 +84,25 @@ def read_sids(lines: Iterable[str]) -> SidList:
     return found
 
 
+#: ``GET <url> [for call <sid>]`` in a message: the line already names the SID.
+_REQUEST = re.compile(r"\bGET https?://\S*[^\s:](?: for call \S*[^\s:])?")
+
+
 def describe(error: BaseException | None, outcome: str = "failed") -> str:
-    """Return a one-line reason for a lookup that found nothing."""
+    """Return a one-line reason for a lookup that found nothing, without its URL.
+
+    The line it goes on starts with the SID; the error's own message names it
+    twice more (in the URL and after it), which says nothing new.
+    """
     if outcome == "missing":
         return "no such call"
     if error is None:
         return "no result"
-    return str(error).splitlines()[0] if str(error) else type(error).__name__
+    if isinstance(error, APIError):
+        reason = f"HTTP {error.status}" + (f" (code {error.code})" if error.code else "")
+        return f"{reason}: {error.message}" if error.message else reason
+    text = str(error).splitlines()[0] if str(error) else type(error).__name__
+    return _REQUEST.sub("request", text)
 
 
 async def run_fetch(
@@ -109,17 +123,26 @@ async def run_fetch(
     so does an API that cannot be reached at all (:class:`UnreachableError`).
     """
     total = len(sids)
+    latest: list[BulkProgress] = []
 
-    def on_progress(progress: BulkProgress) -> None:
+    def show() -> None:
+        # The bar counts as the summary does (its errors are the "failed"), and says
+        # how hard the service pushes back: retries, 429s, the concurrency in force.
+        progress = latest[-1] if latest else None
         bar.update(
-            progress.done,
-            progress.failed,
+            counts.found + counts.missing + counts.failed,
+            counts.failed,
             total,
-            retries=progress.retries,
-            throttled=progress.throttled,
-            concurrency=progress.limit,
+            retries=progress.retries if progress else 0,
+            throttled=progress.throttled if progress else 0,
+            concurrency=progress.limit if progress else None,
         )
 
+    def on_progress(progress: BulkProgress) -> None:
+        latest[:] = [progress]
+        show()
+
+    show()
     results = client.iter_call_results(
         sids,
         concurrency=concurrency,
@@ -127,25 +150,27 @@ async def run_fetch(
         on_progress=on_progress,
         distinct=True,  # read_sids has removed the duplicates already
     )
-    interrupted = await until_signal(_consume(results, output, counts, report))
+    interrupted = await until_signal(_consume(results, output, counts, show, report))
     return not interrupted
 
 
 async def _consume(
-    results: Any,
+    results: AsyncIterator[CallResult],
     output: ResumableOutput,
     counts: Counts,
+    show: Callable[[], None],
     report: Callable[[str, str, str], None],
 ) -> None:
-    async with contextlib.aclosing(results):
+    async with contextlib.aclosing(results):  # type: ignore[type-var]
         async for result in results:
             if isinstance(result.error, AuthenticationError):
                 raise result.error
-            outcome = counts.count(result)
-            if result.call is not None:
+            counts.count(result)
+            if result.ok:
                 output.write(result.call)
             else:
-                report(result.sid, outcome, describe(result.error, outcome))
+                report(result.sid, result.outcome, describe(result.error, result.outcome))
+            show()
 
 
 # ---------------------------------------------------------------------- command
@@ -245,10 +270,20 @@ def fetch(  # noqa: PLR0917 - click passes every option by name
     sys.exit(EXIT_LOOKUPS if counts.missing or counts.failed or wanted.invalid else EXIT_OK)
 
 
+def stdin_is_terminal() -> bool:
+    """Whether stdin is a terminal (a person typing), not a pipe or a file."""
+    return sys.stdin is not None and sys.stdin.isatty()
+
+
 def stdin_lines() -> list[str]:
-    """Return stdin's lines, read as UTF-8 (a byte-order mark is ignored); empty if closed."""
+    """Return stdin's lines, read as UTF-8 (a byte-order mark is ignored); empty if closed.
+
+    On a terminal it first says what it waits for, rather than waiting silently.
+    """
     if sys.stdin is None:
         return []
+    if stdin_is_terminal():
+        say("reading SIDs from the terminal, one per line; end with Ctrl-D (Ctrl-C to cancel)")
     stream = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8-sig", newline=None)
     try:
         return list(stream)
@@ -271,28 +306,46 @@ def _read_input(source: str) -> SidList:
 
 
 class _ErrorSink:
-    """Failures as JSON lines in ``--errors``, or as lines on stderr."""
+    """Failures as JSON lines in ``--errors``, or as lines on stderr.
+
+    The file is rewritten by each run that gets going, but a run refused at the
+    start (bad credentials) leaves it as it was, and creates no empty file.
+    """
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
         self.bar: ProgressBar | None = None
         self._file: IO[str] | None = None
+        self._created = False
+        self._rewritten = False
 
     def __enter__(self) -> Self:
         if self.path is not None:
-            try:
-                self._file = self.path.open("w", encoding="utf-8")
+            self._created = not self.path.exists()
+            try:  # append: checks that it can be written, and keeps it until a report
+                self._file = self.path.open("a", encoding="utf-8")
             except OSError as err:
                 raise CliError(f"cannot write {self.path}: {err.strerror or err}") from None
         return self
 
-    def __exit__(self, *exc_info: object) -> None:
-        if self._file is not None:
-            self._file.close()
+    def __exit__(self, exc_type: type[BaseException] | None, *exc_info: object) -> None:
+        if self._file is None or self.path is None:
+            return
+        if exc_type is None:
+            self._rewrite()  # a run that got going lists only what still fails
+        self._file.close()
+        if exc_type is not None and self._created and not self._rewritten:
+            self.path.unlink(missing_ok=True)
+
+    def _rewrite(self) -> None:
+        if self._file is not None and not self._rewritten:
+            self._file.truncate(0)
+            self._rewritten = True
 
     def report(self, sid: str, kind: str, reason: str) -> None:
         """Record one SID that was ``invalid``, ``missing`` or ``failed``."""
         if self._file is not None:
+            self._rewrite()
             self._file.write(json.dumps({"sid": sid, "error": kind, "reason": reason}) + "\n")
             self._file.flush()
         elif self.bar is not None:

@@ -11,8 +11,8 @@ import io
 import json
 import sys
 import time
-from collections.abc import Callable, Iterable
-from typing import IO, TYPE_CHECKING, Any, Protocol, Self
+from collections.abc import Callable, Iterable, Sequence
+from typing import IO, TYPE_CHECKING, Any, Final, Protocol, Self
 
 import attrs
 from rich.console import Console
@@ -34,10 +34,13 @@ if TYPE_CHECKING:
     from signalwire_calls._models import Call, CallResult
 
 __all__ = [
+    "FIELDS",
+    "FORMATS",
     "CallWriter",
     "Counts",
     "ProgressBar",
     "dumps_call",
+    "format_for",
     "print_table",
     "stderr_console",
 ]
@@ -66,8 +69,30 @@ def stderr_console(*, force: bool | None = None) -> Console:
 
 # ----------------------------------------------------------------- call output
 
+#: The output formats of every command that prints calls (``get`` and ``list``).
+FORMATS: Final = ("jsonl", "json", "csv", "table")
+#: The fields ``--fields`` may name: the API's keys, in its order.
+FIELDS: Final = WIRE_ORDER
+_DATE_KEYS: Final = frozenset({"date_created", "date_updated", "start_time", "end_time"})
 
-def _csv_cell(value: Any) -> Any:
+
+def format_for(output: str, fmt: str | None) -> str:
+    """Return the format asked for, or the one an output file's name implies (JSON Lines)."""
+    if fmt is not None:
+        return fmt
+    name = output.lower()
+    if name.endswith(".csv"):
+        return "csv"
+    if name.endswith(".json"):
+        return "json"
+    return "jsonl"
+
+
+def _csv_cell(call: Call, key: str, data: dict[str, Any]) -> Any:
+    if key in _DATE_KEYS:  # ISO 8601, which spreadsheets read (the API's RFC 2822 they do not)
+        when = getattr(call, key)
+        return "" if when is None else when.isoformat()
+    value = data.get(key)
     if isinstance(value, dict | list):  # subresource_uris: keep it as JSON text
         return json.dumps(value, separators=(",", ":"))
     return "" if value is None else value
@@ -86,33 +111,59 @@ class Writable(Protocol):
 
 
 class CallWriter:
-    """Write calls as JSON Lines or CSV (columns in the API's wire order) to a binary stream."""
+    """Write calls as JSON Lines, one JSON array, or CSV (API field order) to a binary stream.
 
-    def __init__(self, stream: Writable, fmt: str) -> None:
-        if fmt not in {"jsonl", "csv"}:
+    ``fields`` picks and orders the keys (default: all of them, as received). CSV
+    dates are ISO 8601; JSON keeps the API's own values. Call :meth:`close` at the
+    end (it closes a JSON array; it does not close the stream).
+    """
+
+    def __init__(self, stream: Writable, fmt: str, fields: Sequence[str] | None = None) -> None:
+        if fmt not in {"jsonl", "json", "csv"}:
             raise ValueError(f"unknown format {fmt!r}")
         self._stream = stream
         self._fmt = fmt
+        self._fields = tuple(fields) if fields else None
+        self._written = 0
         self._text = io.StringIO()
         self._csv = csv.writer(self._text, lineterminator="\n")
         if fmt == "csv":
-            self._csv.writerow(WIRE_ORDER)
+            self._csv.writerow(self._fields or WIRE_ORDER)
             self._flush_text()
 
+    def _data(self, call: Call) -> dict[str, Any]:
+        data = call.to_dict()
+        if self._fields is None:
+            return data
+        return {key: data.get(key) for key in self._fields}
+
     def write(self, call: Call) -> None:
-        """Write one call (one line, or one CSV row) and flush it."""
+        """Write one call (one line, one array item or one CSV row) and flush it."""
         if self._fmt == "jsonl":
-            self._stream.write(dumps_call(call))
+            self._stream.write(_dumps(self._data(call)) + b"\n")
+        elif self._fmt == "json":
+            self._stream.write((b",\n" if self._written else b"[\n") + _dumps(self._data(call)))
         else:
             data = call.to_dict()
-            self._csv.writerow([_csv_cell(data.get(key)) for key in WIRE_ORDER])
+            self._csv.writerow([_csv_cell(call, key, data) for key in self._fields or WIRE_ORDER])
             self._flush_text()
+        self._written += 1
         self._stream.flush()
+
+    def close(self) -> None:
+        """End the output: a JSON array gets its closing bracket (``[]`` if empty)."""
+        if self._fmt == "json":
+            self._stream.write(b"\n]\n" if self._written else b"[]\n")
+            self._stream.flush()
 
     def _flush_text(self) -> None:
         self._stream.write(self._text.getvalue().encode())
         self._text.seek(0)
         self._text.truncate()
+
+
+def _started(call: Call) -> str:
+    return call.start_time.strftime("%Y-%m-%d %H:%M:%S") if call.start_time else ""
 
 
 _TABLE_COLUMNS: tuple[tuple[str, Callable[[Call], object]], ...] = (
@@ -121,23 +172,32 @@ _TABLE_COLUMNS: tuple[tuple[str, Callable[[Call], object]], ...] = (
     ("Direction", lambda c: c.direction),
     ("From", lambda c: c.from_),
     ("To", lambda c: c.to),
-    ("Started (UTC)", lambda c: c.start_time.strftime("%Y-%m-%d %H:%M:%S") if c.start_time else ""),
+    ("Started (UTC)", _started),
     ("Duration", lambda c: f"{c.duration} s"),
     ("Price", lambda c: "" if c.price is None else f"{c.price} {c.price_unit or ''}".strip()),
 )
 
 
-def print_table(calls: Iterable[Call], out: IO[str] | None = None) -> None:
-    """Print calls as a readable table (``get --format table``)."""
+def print_table(
+    calls: Iterable[Call], out: IO[str] | None = None, fields: Sequence[str] | None = None
+) -> None:
+    """Print calls as a readable table (``--format table``); ``fields`` picks the columns."""
     table = Table(box=None, header_style="bold", pad_edge=False)
-    for title, _ in _TABLE_COLUMNS:
-        table.add_column(
-            title,
-            no_wrap=title == "SID",
-            justify="right" if title in {"Duration", "Price"} else "left",
-        )
-    for call in calls:
-        table.add_row(*(str(get(call)) for _, get in _TABLE_COLUMNS))
+    if fields:
+        for key in fields:
+            table.add_column(key, no_wrap=key == "sid")
+        for call in calls:
+            data = call.to_dict()
+            table.add_row(*(str(_csv_cell(call, key, data)) for key in fields))
+    else:
+        for title, _ in _TABLE_COLUMNS:
+            table.add_column(
+                title,
+                no_wrap=title == "SID",
+                justify="right" if title in {"Duration", "Price"} else "left",
+            )
+        for call in calls:
+            table.add_row(*(str(get(call)) for _, get in _TABLE_COLUMNS))
     Console(file=out or sys.stdout, highlight=False, width=200).print(table)
 
 
@@ -207,7 +267,9 @@ class ProgressBar:
                 TextColumn("ETA"),
                 TimeRemainingColumn(),
                 console=self.console,
-                transient=False,
+                # Erased when done: the summary line takes its place, and nothing is
+                # left half-drawn for the next line to be glued onto.
+                transient=True,
             )
             self._task = self._progress.add_task(
                 description, total=total, rate=0.0, errors=0, load=""
@@ -244,6 +306,14 @@ class ProgressBar:
     def say(self, message: str) -> None:
         """Print a line on stderr, above the bar if there is one."""
         self.console.print(message, markup=False)
+
+    def echo(self, message: str) -> None:
+        """Print a line for stdout; above the bar if both are the same terminal."""
+        if self._progress is not None and sys.stdout.isatty():
+            self.console.print(message, markup=False)
+        else:
+            sys.stdout.write(message + "\n")
+            sys.stdout.flush()
 
     def __enter__(self) -> Self:
         if self._progress is not None:

@@ -10,8 +10,9 @@ import click
 
 from signalwire_calls._checks import check_sid
 from signalwire_calls._cli._common import CliError
+from signalwire_calls._cli._output import FIELDS
 
-__all__ = ["bad_value", "sid_option", "when_option", "whole_option"]
+__all__ = ["bad_value", "fields_option", "sid_option", "when_option", "whole_option"]
 
 
 def bad_value(param: click.Parameter, message: str) -> CliError:
@@ -58,3 +59,19 @@ def sid_option(_ctx: click.Context, param: click.Parameter, value: str | None) -
         return check_sid(value.strip())
     except ValueError:
         raise bad_value(param, f"{value!r} is not a call SID (expected a UUID)") from None
+
+
+def fields_option(
+    _ctx: click.Context, param: click.Parameter, value: str | None
+) -> tuple[str, ...]:
+    """Parse ``--fields sid,status,...``: the API's keys, checked, in the order given."""
+    if not value:
+        return ()
+    fields = tuple(name.strip() for name in value.split(",") if name.strip())
+    unknown = [name for name in fields if name not in FIELDS]
+    if unknown:
+        raise bad_value(
+            param,
+            f"unknown field {', '.join(map(repr, unknown))}; the fields are {', '.join(FIELDS)}",
+        )
+    return fields

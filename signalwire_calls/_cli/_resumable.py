@@ -13,6 +13,8 @@ How nothing is lost or written twice:
   cap the export at the disk's sync rate). So a *power loss* can lose the last few
   seconds of lines, or leave a torn tail: the next run detects and repairs both.
 - An exclusive ``flock`` refuses a second ``fetch`` writing to the same file.
+- A file this run created and wrote nothing to (credentials refused at the start)
+  is removed on close: a refused start leaves no empty output behind.
 """
 
 from __future__ import annotations
@@ -70,10 +72,13 @@ class ResumableOutput:
         self.path = path
         self.done: set[str] = set()
         self.repaired = 0
+        self.written = 0
+        self._created = False
         self._file: IO[bytes] | None = None
 
     def open(self) -> None:
         """Lock the file, repair a torn tail, collect the SIDs already written, open to append."""
+        self._created = not self.path.exists()
         file = self.path.open("ab", buffering=0)  # unbuffered: one write() per line
         try:
             if fcntl is not None:
@@ -128,13 +133,20 @@ class ResumableOutput:
             raise RuntimeError("open() the output first")
         _write_all(self._file, dumps_call(call))
         self.done.add(call.sid.lower())
+        self.written += 1
 
     def close(self) -> None:
-        """Sync the file to disk and close it (and its lock). Idempotent."""
+        """Sync the file to disk and close it (and its lock). Idempotent.
+
+        A file this run created and wrote nothing to is removed.
+        """
         file, self._file = self._file, None
         if file is not None:
             with contextlib.suppress(OSError):
                 os.fsync(file.fileno())
+            if self._created and not self.written:
+                with contextlib.suppress(OSError):
+                    self.path.unlink()  # still locked by us: no other fetch has it open
             file.close()
 
 

@@ -27,7 +27,13 @@ from cattrs.gen import make_dict_structure_fn, override
 from cattrs.v import transform_error
 
 from signalwire_calls._errors import DecodeError
-from signalwire_calls._models import Call, CallDirection, CallStatus, SubresourceUris
+from signalwire_calls._models import (
+    Call,
+    CallDirection,
+    CallStatus,
+    SubresourceUris,
+    UnknownValue,
+)
 from signalwire_calls._wire import _hooks
 from signalwire_calls._wire._dates import format_date, parse_date_fast
 from signalwire_calls._wire._fastpath import structure_common
@@ -52,8 +58,8 @@ _HOOKS: Final[tuple[tuple[Any, Callable[[Any, Any], Any]], ...]] = (
     (int, _hooks.integer),
     (float | None, _hooks.opt_number),
     (Decimal | None, _hooks.opt_decimal),
-    (CallStatus | str, _hooks.status),
-    (CallDirection | str, _hooks.direction),
+    (CallStatus | UnknownValue, _hooks.status),
+    (CallDirection | UnknownValue, _hooks.direction),
     (SubresourceUris | None, _hooks.opt_subresources),
 )
 #: Errors that mean "not this form" inside a structurer (never shown to a user).

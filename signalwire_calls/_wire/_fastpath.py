@@ -19,7 +19,13 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Final
 
-from signalwire_calls._models import Call, CallDirection, build_call, build_subresource_uris
+from signalwire_calls._models import (
+    Call,
+    CallDirection,
+    UnknownValue,
+    build_call,
+    build_subresource_uris,
+)
 from signalwire_calls._wire._dates import parse_date_fast
 from signalwire_calls._wire._keys import AUDIO_KEYS, DIRECTIONS, SERVICE_KEYS, STATUSES
 
@@ -180,7 +186,7 @@ def structure_common(  # noqa: C901, PLR0912 - one flat pass is the point
     # Shared: what every call of a project repeats, and the project's own number
     # (the "to" of an inbound call, the "from" of an outbound one); the other
     # party's number is usually new, and sharing it would only fill the table.
-    direction = DIRECTIONS.get(direction) or direction
+    direction = DIRECTIONS.get(direction) or UnknownValue(direction)
     if direction is _INBOUND:
         to = share(to, to)
         formatted_to = share(formatted_to, formatted_to)
@@ -196,7 +202,7 @@ def structure_common(  # noqa: C901, PLR0912 - one flat pass is the point
         date_updated,
         to,
         from_,
-        STATUSES.get(status) or status,
+        STATUSES.get(status) or UnknownValue(status),
         direction,
         duration,
         uri,

@@ -14,7 +14,7 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from signalwire_calls._models import CallDirection, CallStatus, SubresourceUris
+from signalwire_calls._models import CallDirection, CallStatus, SubresourceUris, UnknownValue
 from signalwire_calls._wire._dates import parse_date
 from signalwire_calls._wire._keys import DIRECTIONS, STATUSES
 
@@ -119,16 +119,17 @@ def opt_code(value: Any, _: object = None) -> str | None:
     raise TypeError(f"expected a string or null, got {describe(value)}")
 
 
-def status(value: Any, _: object = None) -> CallStatus | str:
+def status(value: Any, _: object = None) -> CallStatus | UnknownValue:
     if type(value) is not str:
         raise TypeError(f"expected a string, got {describe(value)}")
-    return STATUSES.get(value) or value  # a status SignalWire adds later stays verbatim
+    # A status SignalWire adds later stays verbatim, typed as such.
+    return STATUSES.get(value) or UnknownValue(value)
 
 
-def direction(value: Any, _: object = None) -> CallDirection | str:
+def direction(value: Any, _: object = None) -> CallDirection | UnknownValue:
     if type(value) is not str:
         raise TypeError(f"expected a string, got {describe(value)}")
-    return DIRECTIONS.get(value) or value
+    return DIRECTIONS.get(value) or UnknownValue(value)
 
 
 def intern(value: Any, _: object = None) -> str:

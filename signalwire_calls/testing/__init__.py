@@ -21,9 +21,10 @@ it, and send signed status callbacks to their ``status_callback`` URL, so a bot'
 ``wait_for_call`` and webhook handler are tested without sleeping.
 
 With pytest, the ``signalwire_fake`` fixture (installed with this package) yields a
-started ``FakeSignalWire(calls=100, seed=1)``. From a shell::
+started ``FakeSignalWire(calls=100, seed=1)``. From a shell, ``signalwire-calls serve``
+runs one for any client (``python -m signalwire_calls.testing`` is the same command)::
 
-    python -m signalwire_calls.testing --port 8080 --calls 10000 --faults flaky
+    signalwire-calls serve --port 8080 --calls 10000 --faults flaky
 
 The test kit is an independent oracle of the API: it imports nothing of the
 client but :class:`~signalwire_calls.CallsClient` (lazily, for :meth:`FakeSignalWire.client`).
@@ -31,20 +32,27 @@ client but :class:`~signalwire_calls.CallsClient` (lazily, for :meth:`FakeSignal
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import contextlib
-import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from signalwire_calls.testing._callbacks import CallbackDelivery
+from signalwire_calls.testing._data import EXAMPLE_SID, MISSING_SID
 from signalwire_calls.testing._faults import FaultProfile, RequestRecord
 from signalwire_calls.testing._server import FakeSignalWire
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable
 
-__all__ = ["CallbackDelivery", "FakeSignalWire", "FaultProfile", "RequestRecord", "main", "serve"]
+__all__ = [
+    "EXAMPLE_SID",
+    "MISSING_SID",
+    "CallbackDelivery",
+    "FakeSignalWire",
+    "FaultProfile",
+    "RequestRecord",
+    "serve",
+]
 
 
 async def serve(
@@ -54,10 +62,12 @@ async def serve(
     faults: FaultProfile | None = None,
     *,
     host: str = "127.0.0.1",
+    example: bool = True,
+    sids_file: str | Path | None = None,
     ready: Callable[[FakeSignalWire], object] | None = None,
     stop: asyncio.Event | None = None,
 ) -> None:
-    """Run an emulator until cancelled (or until ``stop`` is set).
+    """Run an emulator until cancelled (or until ``stop`` is set): ``signalwire-calls serve``.
 
     Args:
         port: The port to listen on (``0`` picks a free one).
@@ -65,46 +75,20 @@ async def serve(
         seed: Seeds the data, the project id and the token.
         faults: Random faults to inject.
         host: The address to listen on.
+        example: Serve the documentation's call (:data:`EXAMPLE_SID`) too.
+        sids_file: Write the SIDs served to this file, one per line, followed by
+            :data:`MISSING_SID` (one that does not exist), as the docs' ``sids.txt``.
         ready: Called with the started emulator, e.g. to print its address.
         stop: An event that ends the run when set.
     """
     async with FakeSignalWire(
         calls=calls, seed=seed, host=host, port=port, faults=faults, record_requests=False
     ) as fake:
+        if example:
+            fake.add_example_call()
+        if sids_file is not None:
+            text = "\n".join([*fake.call_sids, MISSING_SID]) + "\n"
+            await asyncio.to_thread(Path(sids_file).write_text, text, encoding="utf-8")
         if ready is not None:
             ready(fake)
         await (stop or asyncio.Event()).wait()
-
-
-def _announce(fake: FakeSignalWire) -> None:
-    lines = (
-        f"SignalWire emulator: {len(fake.call_sids)} calls",
-        f"  base URL:   {fake.base_url}",
-        f"  project id: {fake.project_id}",
-        f"  API token:  {fake.api_token}",
-        "Press Ctrl-C to stop.",
-    )
-    sys.stdout.write("\n".join(lines) + "\n")
-    sys.stdout.flush()
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    """Serve an emulator from the command line until Ctrl-C."""
-    parser = argparse.ArgumentParser(
-        prog="python -m signalwire_calls.testing",
-        description="Serve a local SignalWire Calls API with generated calls.",
-    )
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8080, help="0 picks a free port")
-    parser.add_argument("--calls", type=int, default=10_000)
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--faults", default="none", help=FaultProfile.SPEC_HELP)
-    args = parser.parse_args(argv)
-    try:
-        faults = FaultProfile.parse(args.faults, args.seed)
-    except ValueError as err:
-        parser.error(f"--faults: {err}")
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(
-            serve(args.port, args.calls, args.seed, faults, host=args.host, ready=_announce)
-        )

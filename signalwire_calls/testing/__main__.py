@@ -1,5 +1,11 @@
-"""``python -m signalwire_calls.testing``: serve the emulator until Ctrl-C."""
+"""``python -m signalwire_calls.testing``: the same command as ``signalwire-calls serve``.
 
-from signalwire_calls.testing import main
+One emulator command line, with one set of options and one output: this runs the
+CLI's ``serve`` (it needs the ``cli`` extra, as ``signalwire-calls`` does).
+"""
 
-main()
+import runpy
+import sys
+
+sys.argv = ["signalwire-calls", "serve", *sys.argv[1:]]
+runpy.run_module("signalwire_calls", run_name="__main__", alter_sys=True)

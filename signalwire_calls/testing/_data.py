@@ -23,7 +23,10 @@ from typing import Any
 
 __all__ = [
     "DEFAULT_NOW",
+    "EXAMPLE_CALL",
+    "EXAMPLE_SID",
     "KEY_ORDER",
+    "MISSING_SID",
     "CallFactory",
     "dump_json",
     "format_number",
@@ -36,6 +39,25 @@ __all__ = [
 DEFAULT_NOW = datetime(2026, 10, 12, 18, 0, 0, tzinfo=UTC)
 #: The documented path prefix; the official SDKs use ``/2010-04-01`` alone (API-NOTES §1).
 LAML_PREFIX = "/api/laml/2010-04-01"
+#: The SID of the call the documentation retrieves (``FakeSignalWire.add_example_call``).
+EXAMPLE_SID = "7d1e9c44-2a6b-4f3e-8c12-5b9a0e6f3d21"
+#: A well-formed SID that no emulator holds: the docs' example of a missing call.
+MISSING_SID = "00000000-0000-4000-8000-000000000000"
+#: The documented call, as the real service shapes one (``audio_in_mos`` a string).
+EXAMPLE_CALL: dict[str, object] = {
+    "sid": EXAMPLE_SID,
+    "status": "completed",
+    "direction": "inbound",
+    "to": "+15125550143",
+    "from_": "+17375550188",
+    "date_created": datetime(2026, 10, 12, 14, 3, 11, tzinfo=UTC),
+    "date_updated": datetime(2026, 10, 12, 14, 5, 2, tzinfo=UTC),
+    "start_time": datetime(2026, 10, 12, 14, 3, 12, tzinfo=UTC),
+    "end_time": datetime(2026, 10, 12, 14, 4, 58, tzinfo=UTC),
+    "duration": 106,
+    "price": 0.0106,
+    "audio_in_mos": "4.4",
+}
 
 #: Wire order of a real call body (API-NOTES §2.1): ``account_sid`` after ``parent_call_sid``.
 KEY_ORDER = (

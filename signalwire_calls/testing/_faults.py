@@ -135,9 +135,15 @@ class FaultProfile:
 class RequestRecord:
     """One request the emulator received, as :attr:`FakeSignalWire.requests` logs it.
 
-    ``status`` is ``None`` when the connection was reset without an answer; ``fault``
-    names the injected fault (``"503"``, ``"429"``, ``"reset"``, ``"truncate"``,
-    ``"hang"``) or is ``None``.
+    Attributes:
+        method: The HTTP method (``"GET"``).
+        path: The request path, without the query.
+        query: The query parameters (``{"Status": "completed", "PageSize": "50"}``).
+        sid: The call SID of a Retrieve a Call request, ``None`` for a List Calls page.
+        status: The status answered, or ``None`` when the connection was reset
+            without an answer.
+        fault: The injected fault (``"503"``, ``"429"``, ``"reset"``, ``"truncate"``,
+            ``"hang"``), or ``None``.
     """
 
     method: str

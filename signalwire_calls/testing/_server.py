@@ -21,6 +21,7 @@ from signalwire_calls.testing._callbacks import CallbackDelivery, deliver
 from signalwire_calls.testing._callbacks import signing_key as _signing_key
 from signalwire_calls.testing._data import (
     DEFAULT_NOW,
+    EXAMPLE_CALL,
     LAML_PREFIX,
     CallFactory,
     identity,
@@ -259,6 +260,14 @@ class FakeSignalWire:
                 sent.append(await deliver(session, self.signing_key, url, method, params))
         self.callbacks.extend(sent)
         return sent
+
+    def add_example_call(self) -> dict[str, Any]:
+        """Add the call the documentation retrieves (:data:`EXAMPLE_SID`) and return it.
+
+        ``signalwire-calls serve`` serves it, so that every example of the README and
+        the docs runs as printed against the emulator.
+        """
+        return self.add_call(**EXAMPLE_CALL)
 
     def attempts(self, sid: str) -> int:
         """Return how many GETs of this SID the emulator received (faulted ones too)."""

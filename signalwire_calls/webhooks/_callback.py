@@ -184,7 +184,7 @@ _MODELLED: Final = frozenset(
 def parse_status_callback(params: Params) -> CallStatusCallback:
     """Turn the decoded form fields of a call status callback into a typed value.
 
-    Only the parameters present in both real samples (API-NOTES §10.4) are required:
+    Only the parameters present in both real callbacks seen so far are required:
     ``AccountSid``, ``ApiVersion``, ``CallSid``, ``CallStatus``, ``CallbackSource``,
     ``Direction``, ``From``, ``To`` and ``Timestamp``. Every other one is optional,
     including those the published schema marks required (``SequenceNumber``, the audio

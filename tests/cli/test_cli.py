@@ -337,7 +337,9 @@ async def test_list_writes_csv_in_the_apis_field_order_with_filters(fake, tmp_pa
     out = tmp_path / "calls.csv"
     completed = [sid for sid in fake.call_sids if fake.calls[sid]["status"] == "completed"]
 
-    done = await run_cli("list", "--status", "completed", "--output", out, env=cli_env(fake))
+    done = await run_cli(
+        "list", "--status", "completed", "--all", "--output", out, env=cli_env(fake)
+    )  # fmt: skip
 
     assert 0 == done.code
     rows = list(csv.reader(io.StringIO(out.read_text())))
@@ -444,7 +446,7 @@ async def test_list_windows_lists_every_call_once_across_concurrent_windows(fake
     """--windows 4 splits the range into four StartTime windows and lists each call exactly once."""
     done = await run_cli(
         "list", "--windows", "4", "--started-after", "2026-10-12T16:00:00Z",
-        "--started-before", "2026-10-12T18:00:01Z", env=cli_env(fake),
+        "--started-before", "2026-10-12T18:00:01Z", "--all", env=cli_env(fake),
     )  # fmt: skip
 
     assert 0 == done.code
@@ -515,7 +517,7 @@ async def test_serve_prints_parseable_settings_and_stops_on_sigint(tmp_path):
         await asyncio.wait_for(proc.wait(), 30)
 
     assert 0 == proc.returncode
-    assert 5 == len(listed.lines)
+    assert 6 == len(listed.lines)  # the five generated calls and the docs' example call
     assert settings["SIGNALWIRE_BASE_URL"].endswith("/api/laml/2010-04-01")
 
 

@@ -104,7 +104,7 @@ async def test_fetch_failures_go_to_stderr_without_errors_file(fake, tmp_path):
 
 
 async def test_fetch_with_refused_credentials_stops_at_once_with_exit_2(fake, tmp_path):
-    """A refused token ends the job with one line and exit 2, writing nothing."""
+    """A refused token ends the job with one line and exit 2, leaving no output file."""
     (tmp_path / "sids.txt").write_text("\n".join(fake.call_sids) + "\n")
     out = tmp_path / "calls.jsonl"
     env = cli_env(fake, SIGNALWIRE_API_TOKEN="PTnot-the-token")
@@ -113,7 +113,7 @@ async def test_fetch_with_refused_credentials_stops_at_once_with_exit_2(fake, tm
 
     assert 2 == done.code
     assert "401" in one_line_error(done)
-    assert b"" == out.read_bytes()
+    assert not out.exists()
 
 
 async def test_fetch_killed_with_sigkill_resumes_to_every_call_exactly_once(slow_fake, tmp_path):
@@ -250,7 +250,7 @@ async def test_fetch_against_a_closed_port_stops_with_one_line_and_exit_2(fake, 
     line = one_line_error(done)
     assert f"127.0.0.1:{port}" in line
     assert "60 SID(s) not tried" in line
-    assert b"" == out.read_bytes()
+    assert not out.exists()  # a refused start leaves no empty export behind
 
 
 async def test_fetch_progress_bar_shows_retries_429s_and_concurrency(fake, tmp_path):

@@ -4,10 +4,11 @@ Each Markdown file is one test: its ``python`` blocks (plain code, or ``>>>``
 doctests whose output is compared) run in order in one namespace, as a reader
 would paste them. The examples are written the way a user runs them — a
 ``main()`` coroutine and ``asyncio.run(main())``, a client from
-``CallsClient.from_env()`` — so the emulator runs on its own event loop in a
-background thread and the ``SIGNALWIRE_*`` variables point at it. Each test runs
-in a fresh directory that holds ``sids.txt`` (the emulator's SIDs plus one that
-does not exist), the file the bulk and CLI examples read.
+``CallsClient.from_env()`` — against a real ``signalwire-calls serve`` process,
+started with the very command line the tutorial prints (on a free port), whose
+``export`` lines set the ``SIGNALWIRE_*`` variables. Each test runs in a fresh
+directory that holds the ``sids.txt`` that command wrote (the emulator's SIDs plus
+one that does not exist), the file the bulk and CLI examples read.
 
 ``<!-- skip: next if(..., reason="...") -->`` above a block skips it (Sybil's skip
 syntax); the condition sees :data:`NAMESPACE`.
@@ -15,24 +16,24 @@ syntax); the condition sees :data:`NAMESPACE`.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import doctest
 import importlib.util
 import io
+import os
 import shlex
+import shutil
+import signal
 import subprocess
 import sys
-import threading
 import unittest
-from collections.abc import Coroutine, Iterator
-from datetime import UTC, datetime
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import signalwire_calls
-from signalwire_calls.testing import FakeSignalWire
+from signalwire_calls.testing import EXAMPLE_SID, MISSING_SID
 from sybil import Example, Sybil
 from sybil.evaluators.python import PythonEvaluator
 from sybil.parsers.markdown import CodeBlockParser, PythonCodeBlockParser, SkipParser
@@ -45,10 +46,10 @@ DOCUMENTS = [
     *sorted(path for path in (ROOT / "docs").glob("*.md") if path.name not in NOT_EXAMPLES),
 ]
 
-#: The call the examples retrieve: API-NOTES §6.2, as the real service shapes it.
-SID = "7d1e9c44-2a6b-4f3e-8c12-5b9a0e6f3d21"
+#: The call the examples retrieve, which ``signalwire-calls serve`` serves.
+SID = EXAMPLE_SID
 #: A well-formed SID that the emulator does not hold (a 404 in the examples).
-MISSING = "00000000-0000-4000-8000-000000000000"
+MISSING = MISSING_SID
 #: What every example's namespace starts with: names for skip conditions.
 NAMESPACE: dict[str, Any] = {
     "signalwire_calls": signalwire_calls,
@@ -142,64 +143,61 @@ SYBIL = Sybil(
 )
 
 
-class Background:
-    """An event loop in a daemon thread, so examples can call ``asyncio.run`` themselves."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-
-    def run(self, coro: Coroutine[Any, Any, Any]) -> Any:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout=60)
-
-    def close(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(timeout=10)
-        self.loop.close()
+def serve_command() -> list[str]:
+    """Return the ``signalwire-calls serve ...`` line the tutorial tells readers to run."""
+    for line in (ROOT / "docs" / "tutorial.md").read_text().splitlines():
+        if line.startswith("$ signalwire-calls serve") and "--sids-file" in line:
+            return shlex.split(line[2:], comments=True)[1:]
+    raise AssertionError("docs/tutorial.md shows no `signalwire-calls serve --sids-file` line")
 
 
 @pytest.fixture(scope="module")
-def background() -> Iterator[Background]:
-    loop = Background()
-    yield loop
-    loop.close()
+def served(tmp_path_factory) -> Iterator[tuple[dict[str, str], Path]]:
+    """Run the tutorial's ``signalwire-calls serve`` as a real process on a free port.
 
-
-async def _start_emulator() -> FakeSignalWire:
-    fake = FakeSignalWire(calls=200, seed=1)
-    fake.add_call(
-        sid=SID,
-        status="completed",
-        direction="inbound",
-        to="+15125550143",
-        from_="+17375550188",
-        date_created=datetime(2026, 10, 12, 14, 3, 11, tzinfo=UTC),
-        date_updated=datetime(2026, 10, 12, 14, 5, 2, tzinfo=UTC),
-        start_time=datetime(2026, 10, 12, 14, 3, 12, tzinfo=UTC),
-        end_time=datetime(2026, 10, 12, 14, 4, 58, tzinfo=UTC),
-        duration=106,
-        price=0.0106,
-        audio_in_mos="4.4",
+    Yields the ``export`` settings it prints and the directory where it wrote
+    ``sids.txt``: the examples run against exactly what a reader gets.
+    """
+    where = tmp_path_factory.mktemp("served")
+    args = [*serve_command(), "--port", "0"]  # the last --port wins: a free one
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SIGNALWIRE_")}
+    process = subprocess.Popen(  # noqa: S603 - our own CLI, arguments from our own docs
+        [sys.executable, "-m", "signalwire_calls", *args],
+        cwd=where,
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
     )
-    await fake.start()
-    return fake
+    try:
+        assert process.stdout is not None
+        settings: dict[str, str] = {}
+        for line in process.stdout:
+            if line.startswith("export "):
+                name, _, value = line.removeprefix("export ").strip().partition("=")
+                settings[name] = value
+            if line.startswith("(an emulator-only token"):
+                break
+        assert {"SIGNALWIRE_BASE_URL", "SIGNALWIRE_PROJECT_ID", "SIGNALWIRE_API_TOKEN"} <= set(
+            settings
+        ), f"serve printed no settings (exit {process.poll()})"
+        yield settings, where
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=30)
+        if process.stdout is not None:
+            process.stdout.close()
 
 
 @pytest.fixture
-def emulator(background, monkeypatch, tmp_path) -> Iterator[FakeSignalWire]:
-    fake = background.run(_start_emulator())
-    try:
-        for name in ("SIGNALWIRE_SPACE_URL", "SIGNALWIRE_SPACE"):
-            monkeypatch.delenv(name, raising=False)
-        monkeypatch.setenv("SIGNALWIRE_BASE_URL", fake.base_url)
-        monkeypatch.setenv("SIGNALWIRE_PROJECT_ID", fake.project_id)
-        monkeypatch.setenv("SIGNALWIRE_API_TOKEN", fake.api_token)
-        (tmp_path / "sids.txt").write_text("\n".join([*fake.call_sids, MISSING]) + "\n")
-        monkeypatch.chdir(tmp_path)
-        yield fake
-    finally:
-        background.run(fake.close())
+def emulator(served, monkeypatch, tmp_path) -> dict[str, str]:
+    settings, where = served
+    for name in ("SIGNALWIRE_SPACE_URL", "SIGNALWIRE_SPACE"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in settings.items():
+        monkeypatch.setenv(name, value)
+    shutil.copy(where / "sids.txt", tmp_path / "sids.txt")
+    monkeypatch.chdir(tmp_path)
+    return settings
 
 
 @pytest.mark.parametrize("path", DOCUMENTS, ids=lambda path: str(path.relative_to(ROOT)))

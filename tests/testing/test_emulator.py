@@ -452,7 +452,7 @@ def test_plugin_in_a_users_suite(pytester):
 
 
 def test_command_line_serves_until_stopped(tmp_path):
-    """`python -m signalwire_calls.testing` prints its address and answers requests."""
+    """`python -m signalwire_calls.testing` is `signalwire-calls serve`: same lines, same calls."""
     process = subprocess.Popen(
         [sys.executable, "-m", "signalwire_calls.testing", "--port", "0", "--calls", "20"],
         stdout=subprocess.PIPE,
@@ -461,9 +461,9 @@ def test_command_line_serves_until_stopped(tmp_path):
     try:
         assert process.stdout is not None
         lines = [process.stdout.readline() for _ in range(4)]
-        base = lines[1].split()[-1]
-        project, token = lines[2].split()[-1], lines[3].split()[-1]
-        assert lines[0].startswith("SignalWire emulator: 20 calls")
+        base = lines[1].split("=")[-1].strip()
+        project, token = lines[2].split("=")[-1].strip(), lines[3].split("=")[-1].strip()
+        assert lines[0].startswith("signalwire-calls emulator: 21 calls (seed 1")
         expected = FakeSignalWire(seed=1)
         assert (expected.project_id, expected.api_token) == (project, token)
 
@@ -475,7 +475,7 @@ def test_command_line_serves_until_stopped(tmp_path):
             ):
                 return response.status, len((await response.json())["calls"])
 
-        expected = (200, 20)
+        expected = (200, 21)  # the generated calls and the docs' example call
         assert expected == asyncio.run(fetch())
     finally:
         process.terminate()

@@ -21,8 +21,10 @@ async def retrieve(client: swc.CallsClient) -> None:
     call = await client.get_call("7d1e9c44-2a6b-4f3e-8c12-5b9a0e6f3d21")
     assert_type(call, swc.Call)
     assert_type(await client.get_call(uuid.uuid4()), swc.Call)
-    assert_type(call.status, swc.CallStatus | str)
-    assert_type(call.direction, swc.CallDirection | str)
+    assert_type(call.status, swc.CallStatus | swc.UnknownValue)
+    assert_type(call.direction, swc.CallDirection | swc.UnknownValue)
+    if not isinstance(call.status, swc.CallStatus):
+        assert_type(call.status, swc.UnknownValue)  # a value the API added later
     assert_type(call.duration, int)
     assert_type(call.price, Decimal | None)
     assert_type(call.date_created, datetime)
@@ -37,17 +39,34 @@ async def many(client: swc.CallsClient, sids: list[str]) -> None:
     results = client.iter_call_results(sids, concurrency=10, ordered=True)
     assert_type(results, AsyncIterator[swc.CallResult])
     async for result in results:
+        assert_type(result, swc.CallFound | swc.FailedLookup)
         assert_type(result.sid, str)
         assert_type(result.call, swc.Call | None)
-        assert_type(result.error, Exception | None)
+        assert_type(result.error, swc.SignalWireError | ValueError | None)
         assert_type(result.outcome, Literal["found", "missing", "failed"])
-        assert_type(result.ok, bool)
+        if result.ok:  # the success check narrows
+            assert_type(result, swc.CallFound)
+            assert_type(result.call, swc.Call)
+            assert_type(result.error, None)
+        else:
+            assert_type(result, swc.FailedLookup)
+            assert_type(result.error, swc.LookupFailure)
+            assert_type(result.outcome, Literal["missing", "failed"])
+        if result.call is not None:
+            assert_type(result, swc.CallFound)
     collected = await client.get_calls(sids)
     assert_type(collected, swc.BulkResult)
     assert_type(collected.found, Mapping[str, swc.Call])
     assert_type(collected.missing, tuple[str, ...])
+    assert_type(collected.failed, Mapping[str, swc.SignalWireError | ValueError])
     listed = client.iter_calls(status=swc.CallStatus.COMPLETED, limit=10)
     assert_type(listed, AsyncIterator[swc.Call])
+    client.iter_calls(status="completed")  # a status as text type-checks ...
+    client.iter_calls(status="complete")  # type: ignore[arg-type]  # ... a misspelt one does not
+    name: swc.CallStatusName = "no-answer"
+    assert_type(client.iter_calls(status=name), AsyncIterator[swc.Call])
+    direction: swc.CallDirectionName = "outbound-dial"
+    assert_type(swc.CallDirection(direction), swc.CallDirection)
 
 
 def progress(snapshot: swc.BulkProgress) -> None:

@@ -63,12 +63,15 @@ def test_list_page_calls_round_trip():
 
 
 def test_unknown_enum_values_kept_verbatim():
-    """A status or direction SignalWire adds later structures and is kept as a string."""
+    """A status or direction SignalWire adds later is kept verbatim, as an UnknownValue."""
     data = dict(sample("call_real_2024.json"), status="transferring", direction="outbound-sip")
     call = swc.Call.from_dict(data)
     assert (call.status, call.direction) == ("transferring", "outbound-sip")
-    assert type(call.status) is str
+    assert type(call.status) is swc.UnknownValue
+    assert type(call.direction) is swc.UnknownValue
+    assert "UnknownValue('transferring')" == repr(call.status)
     assert call.to_dict()["status"] == "transferring"
+    assert json.dumps(data) == json.dumps(call.to_dict())
 
 
 def test_initiated_status_and_null_times():
@@ -201,7 +204,16 @@ def test_build_call_gives_the_same_call_as_its_constructor():
     ("build", "cls", "values"),
     [
         (build_subresource_uris, swc.SubresourceUris, ("/x/Recordings", None)),
-        (build_call_result, swc.CallResult, ("sid", None, ValueError("bad"))),
+        (
+            lambda sid, error: build_call_result(sid, None, error),
+            swc.FailedLookup,
+            ("sid", ValueError("bad")),
+        ),
+        (
+            lambda sid, call: build_call_result(sid, call, None),
+            swc.CallFound,
+            ("sid", swc.Call.from_dict(sample("call_real_2024.json"))),
+        ),
     ],
 )
 def test_the_other_builders_give_the_same_values(build, cls, values):
