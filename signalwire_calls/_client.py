@@ -262,7 +262,7 @@ class CallsClient:
 
     @property
     def stats(self) -> ClientStats:
-        """This client's counters so far: requests, attempts, retries, 429s, give-ups.
+        """This client's counters so far (requests, attempts, retries, 429s, give-ups).
 
         A fresh :class:`~signalwire_calls.instrumentation.ClientStats` on each read.
         """
