@@ -56,6 +56,8 @@ NAMESPACE: dict[str, Any] = {
     # ``<!-- skip: start if(not HAVE_RATELIMIT, reason=...) -->`` on the default install.
     "HAVE_RATELIMIT": importlib.util.find_spec("aiolimiter") is not None,
     "HAVE_FASTAPI": all(importlib.util.find_spec(name) for name in ("fastapi", "uvicorn")),
+    "HAVE_OTEL_SDK": importlib.util.find_spec("opentelemetry") is not None
+    and importlib.util.find_spec("opentelemetry.sdk") is not None,
 }
 
 _FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
@@ -151,6 +153,26 @@ def serve_command() -> list[str]:
     raise AssertionError("docs/tutorial.md shows no `signalwire-calls serve --sids-file` line")
 
 
+#: ``signalwire-calls serve --calls N --sids-file F --port P`` without the ``cli`` extra.
+_SERVE_WITHOUT_CLI = """
+import asyncio, signal, sys
+from signalwire_calls.testing import serve
+args = sys.argv[2:]
+option = lambda name, default: args[len(args) - 1 - args[::-1].index(name) + 1] if name in args else default
+def ready(fake):
+    print(f"export SIGNALWIRE_BASE_URL={fake.base_url}")
+    print(f"export SIGNALWIRE_PROJECT_ID={fake.project_id}")
+    print(f"export SIGNALWIRE_API_TOKEN={fake.api_token}")
+    print("(an emulator-only token, not a real credential)", flush=True)
+async def main():
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGINT, stop.set)
+    await serve(int(option("--port", 0)), int(option("--calls", 10000)), 1,
+                sids_file=option("--sids-file", None), ready=ready, stop=stop)
+asyncio.run(main())
+"""
+
+
 @pytest.fixture(scope="module")
 def served(tmp_path_factory) -> Iterator[tuple[dict[str, str], Path]]:
     """Run the tutorial's ``signalwire-calls serve`` as a real process on a free port.
@@ -161,8 +183,13 @@ def served(tmp_path_factory) -> Iterator[tuple[dict[str, str], Path]]:
     where = tmp_path_factory.mktemp("served")
     args = [*serve_command(), "--port", "0"]  # the last --port wins: a free one
     env = {k: v for k, v in os.environ.items() if not k.startswith("SIGNALWIRE_")}
+    command = [sys.executable, "-m", "signalwire_calls", *args]
+    if importlib.util.find_spec("click") is None or importlib.util.find_spec("rich") is None:
+        # The default install has no command line: the same emulator, through the
+        # library's testing.serve(), prints the same settings (the tutorial's options).
+        command = [sys.executable, "-c", _SERVE_WITHOUT_CLI, *args]
     process = subprocess.Popen(  # noqa: S603 - our own CLI, arguments from our own docs
-        [sys.executable, "-m", "signalwire_calls", *args],
+        command,
         cwd=where,
         env=env,
         stdout=subprocess.PIPE,
