@@ -35,6 +35,15 @@ from signalwire_calls._models import (
     SubresourceUris,
 )
 from signalwire_calls._retry import RetryPolicy
+from signalwire_calls._shards import (
+    ShardOptions,
+    SidShard,
+    WindowShard,
+    iter_shard,
+    plan_sid_shards,
+    plan_window_shards,
+    run_shard,
+)
 
 try:
     __version__ = version("signalwire-calls")
@@ -60,9 +69,16 @@ __all__ = [
     "RequestTimeoutError",
     "RetryPolicy",
     "ServerError",
+    "ShardOptions",
+    "SidShard",
     "SignalWireError",
     "SubresourceUris",
     "TransportError",
     "WaitTimeoutError",
+    "WindowShard",
     "__version__",
+    "iter_shard",
+    "plan_sid_shards",
+    "plan_window_shards",
+    "run_shard",
 ]
