@@ -28,6 +28,8 @@ from signalwire_calls._cli._fetch import SidList, describe, fetch, read_sids, st
 from signalwire_calls._cli._files import ReplacingOutput
 from signalwire_calls._cli._output import CallWriter, Counts, ProgressBar, print_table
 from signalwire_calls._cli._params import sid_option, when_option, whole_option
+from signalwire_calls._cli._parquet import ParquetWriter
+from signalwire_calls._cli._processes import list_in_processes
 from signalwire_calls._client import CallsClient
 from signalwire_calls._errors import AuthenticationError, PermissionDeniedError
 from signalwire_calls._listing import MAX_PAGE_SIZE
@@ -193,8 +195,15 @@ _PYTHON_NAMES = re.compile(r"\b(?:(?:started|ended)_(?:after|before)|parent_call
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["jsonl", "csv"]),
-    help="Default: from the --output name (JSON Lines unless .csv).",
+    type=click.Choice(["jsonl", "csv", "parquet"]),
+    help="Default: from the --output name (JSON Lines unless .csv or .parquet).",
+)
+@click.option(
+    "--processes",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="List the --windows in this many worker processes (one core each).",
 )
 @click.option(
     "--progress/--no-progress",
@@ -216,6 +225,7 @@ def list_calls(  # noqa: PLR0917 - one parameter per flag
     page_size: int | None,
     output: str,
     fmt: str | None,
+    processes: int,
     progress: bool | None,
     **conn: Any,
 ) -> None:
@@ -224,6 +234,7 @@ def list_calls(  # noqa: PLR0917 - one parameter per flag
         raise CliError("--windows needs --started-after: the start of the time range to split")
     client = make_client(conn)
     fmt = fmt or ("csv" if output.lower().endswith(".csv") else "jsonl")
+    fmt = "parquet" if output.lower().endswith(".parquet") and fmt == "jsonl" else fmt
     try:
         calls = client.iter_calls(
             status=status,
@@ -244,7 +255,8 @@ def list_calls(  # noqa: PLR0917 - one parameter per flag
     counts = Counts()
     with contextlib.ExitStack() as stack:
         export = None if output == "-" else stack.enter_context(ReplacingOutput(Path(output)))
-        writer = CallWriter(sys.stdout.buffer if export is None else export, fmt)
+        stream = sys.stdout.buffer if export is None else export
+        writer = ParquetWriter(stream) if fmt == "parquet" else CallWriter(stream, fmt)
         bar = stack.enter_context(ProgressBar("list", limit, enabled=progress))
 
         async def main(_client: CallsClient) -> bool:
@@ -257,7 +269,12 @@ def list_calls(  # noqa: PLR0917 - one parameter per flag
 
             return not await until_signal(consume())
 
-        finished = run_main(with_client(client, main))
+        if processes > 1:  # the same flags, from click's context
+            finished = list_in_processes(writer, client, counts=counts, bar=bar)
+        else:
+            finished = run_main(with_client(client, main))
+        if isinstance(writer, ParquetWriter):
+            writer.close()
         if export is not None:  # only now does the new export replace the old one
             try:
                 export.commit()

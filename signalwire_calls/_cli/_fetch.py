@@ -33,6 +33,7 @@ from signalwire_calls._cli._common import (
 )
 from signalwire_calls._cli._files import check_distinct
 from signalwire_calls._cli._output import Counts, ProgressBar
+from signalwire_calls._cli._parquet import ParquetParts
 from signalwire_calls._cli._resumable import OutputBusyError, ResumableOutput
 from signalwire_calls._errors import AuthenticationError
 
@@ -94,7 +95,7 @@ def describe(error: BaseException | None, outcome: str = "failed") -> str:
 async def run_fetch(
     client: CallsClient,
     sids: list[str],
-    output: ResumableOutput,
+    output: ResumableOutput | ParquetParts,
     *,
     concurrency: int,
     counts: Counts,
@@ -118,7 +119,7 @@ async def run_fetch(
 
 async def _consume(
     results: Any,
-    output: ResumableOutput,
+    output: ResumableOutput | ParquetParts,
     counts: Counts,
     report: Callable[[str, str, str], None],
 ) -> None:
@@ -144,7 +145,7 @@ async def _consume(
     "--output",
     required=True,
     type=click.Path(dir_okay=False, path_type=Path),
-    help="JSON Lines file; an existing one is resumed.",
+    help="JSON Lines file (or Parquet directory); an existing one is resumed.",
 )
 @click.option(
     "--errors",
@@ -160,16 +161,31 @@ async def _consume(
     help="Most lookups in flight (halves by itself on 429).",
 )
 @click.option(
+    "--processes",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Worker processes, each with its own event loop: for when one core is the limit.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["jsonl", "parquet"]),
+    help="Default: from the --output name (a Parquet directory of parts if .parquet).",
+)
+@click.option(
     "--progress/--no-progress",
     default=None,
     help="Draw a progress bar (default: if stderr is a terminal).",
 )
 @connection_options
-def fetch(
+def fetch(  # noqa: PLR0917 - one parameter per flag
     source: str,
     output: Path,
     errors_path: Path | None,
     concurrency: int,
+    processes: int,
+    fmt: str | None,
     progress: bool | None,
     **conn: Any,
 ) -> None:
@@ -181,9 +197,11 @@ def fetch(
     # Before anything is opened: --errors over --output would tear the export, and
     # --input over either would read what this run writes.
     check_distinct(input=None if source == "-" else Path(source), output=output, errors=errors_path)
+    flags = dict(conn)
     client = make_client(conn)
     wanted = _read_input(source)
-    out = ResumableOutput(output)
+    parquet = (fmt or ("parquet" if output.suffix.lower() == ".parquet" else "jsonl")) == "parquet"
+    out = ParquetParts(output) if parquet else ResumableOutput(output)
     try:
         out.open()
     except OSError as err:
@@ -209,7 +227,23 @@ def fetch(
             report=errors.report,
         )
         try:
-            finished = run_main(with_client(client, job))
+            if processes > 1:
+                from signalwire_calls._cli import _processes  # noqa: PLC0415 - it imports this module
+
+                finished = _processes.fetch_in_processes(
+                    todo,
+                    out,
+                    processes=processes,
+                    options=_processes.shard_options(
+                        flags, client.base_url, client.project_id, concurrency
+                    ),
+                    token=_processes.worker_token(flags),
+                    counts=counts,
+                    bar=bar,
+                    report=errors.report,
+                )
+            else:
+                finished = run_main(with_client(client, job))
         finally:
             out.close()
     say(f"fetch: {counts.summary()}")

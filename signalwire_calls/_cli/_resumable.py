@@ -27,7 +27,7 @@ from typing import IO, TYPE_CHECKING, Any
 from signalwire_calls._cli._output import dumps_call
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterable
     from pathlib import Path
 
     from signalwire_calls._models import Call
@@ -128,6 +128,13 @@ class ResumableOutput:
             raise RuntimeError("open() the output first")
         _write_all(self._file, dumps_call(call))
         self.done.add(call.sid.lower())
+
+    def write_lines(self, sids: Iterable[str], data: bytes) -> None:
+        """Append complete lines (the calls ``sids``, pre-serialised) with one system call."""
+        if self._file is None:
+            raise RuntimeError("open() the output first")
+        _write_all(self._file, data)
+        self.done.update(sid.lower() for sid in sids)
 
     def close(self) -> None:
         """Sync the file to disk and close it (and its lock). Idempotent."""
