@@ -12,8 +12,9 @@ from email.utils import parsedate_to_datetime
 
 import pytest
 import signalwire_calls as swc
-from background_fake import BackgroundFake
 from signalwire_calls._listing import split_windows
+
+from background_fake import BackgroundFake
 
 A = "7d1e9c44-2a6b-4f3e-8c12-5b9a0e6f3d21"
 B = "82e7850d-054e-4067-8c4f-6568acd96575"
@@ -79,7 +80,7 @@ def test_plan_window_shards_rejects_an_unknown_filter_and_naive_times():
     with pytest.raises(ValueError, match="unknown List Calls filter"):
         swc.plan_window_shards(start, end, 2, statuss="completed")
     with pytest.raises(ValueError, match="naive datetime"):
-        swc.plan_window_shards(datetime(2026, 1, 1), end, 2)  # noqa: DTZ001
+        swc.plan_window_shards(datetime(2026, 1, 1), end, 2)
 
 
 # ------------------------------------------------------------------------ secrets
@@ -110,7 +111,7 @@ def test_importing_the_package_imports_no_optional_engine():
         "print(sorted(m for m in ('dask', 'distributed', 'pandas', 'pyarrow') if m in sys.modules))"
     )
 
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)  # noqa: S603
 
     assert "[]" == done.stdout.strip()
 

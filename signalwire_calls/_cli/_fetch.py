@@ -144,7 +144,7 @@ async def _consume(
 @click.option(
     "--output",
     required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=click.Path(path_type=Path),  # a Parquet export is a directory
     help="JSON Lines file (or Parquet directory); an existing one is resumed.",
 )
 @click.option(

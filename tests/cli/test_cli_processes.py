@@ -12,9 +12,9 @@ import pytest
 
 pytest.importorskip("click", reason="the command line needs the cli extra")
 pytest.importorskip("rich", reason="the command line needs the cli extra")
-from signalwire_calls.testing import FakeSignalWire, FaultProfile  # noqa: E402
-from test_cli import MISSING, cli_env, one_line_error, run_cli, start_cli, wait_for_lines  # noqa: E402
-from test_cli_fetch import exported  # noqa: E402
+from signalwire_calls.testing import FakeSignalWire, FaultProfile
+from test_cli import MISSING, cli_env, one_line_error, run_cli, start_cli, wait_for_lines
+from test_cli_fetch import exported
 
 
 @pytest.fixture
@@ -87,7 +87,9 @@ async def test_fetch_with_processes_and_a_refused_token_exits_2_in_one_line(fake
     assert "401" in one_line_error(done)
 
 
-async def test_fetch_with_processes_killed_with_sigkill_resumes_to_exactly_once(slow_fake, tmp_path):
+async def test_fetch_with_processes_killed_with_sigkill_resumes_to_exactly_once(
+    slow_fake, tmp_path
+):
     """SIGKILL of the parent mid-run: its workers stop by themselves; a rerun completes, once each."""
     sids = tmp_path / "sids.txt"
     sids.write_text("\n".join(slow_fake.call_sids) + "\n")
