@@ -67,7 +67,16 @@ def docs(session: nox.Session) -> None:
 
 @nox.session(python=None)
 def bench(session: nox.Session) -> None:
-    """Run the side-by-side benchmarks (not part of the test run); writes docs/bench/."""
+    """Run the side-by-side benchmarks (not part of the test run); writes docs/bench/.
+
+    ``nox -s bench -- --processes [1 2 ...]`` instead compares ``fetch --processes N``
+    (bench/processes.py): throughput and CPU per lookup, with the machine's load.
+    """
+    if session.posargs[:1] == ["--processes"]:
+        session.install("-e", ".[cli,speedups]")
+        counts = session.posargs[1:] or ["1", "2"]
+        session.run("python", "bench/processes.py", "--processes", *counts)
+        return
     session.install("-e", ".[bench]")
     session.run("python", "bench/run.py", *session.posargs)
 

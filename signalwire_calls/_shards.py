@@ -298,7 +298,8 @@ def run_shard(
 
     Call it in a worker (a process, a Dask, Ray or Spark task), not inside a running
     event loop. The client is built there by ``connect(options)``, by default
-    :func:`connect_from_env`: the credentials come from the worker's environment.
+    ``CallsClient.from_env()`` with ``options`` over it: the credentials come from
+    the worker's environment.
     A ``connect`` of yours must be picklable and must not carry the token in its
     pickle (read it from a secret store when called).
 

@@ -50,7 +50,7 @@ _URIS: Final = pa.struct([("notifications", pa.string()), ("recordings", pa.stri
 _STR: Final = pa.string()
 _FLOAT: Final = pa.float64()
 
-#: The columns: the wire keys in the API's order, then ``extra``.
+#: The columns, the wire keys in the API's order and then ``extra``.
 CALL_SCHEMA: Final = pa.schema(
     [
         ("sid", _STR), ("date_created", _TIME), ("date_updated", _TIME),

@@ -44,11 +44,11 @@ if TYPE_CHECKING:
 
 __all__ = ["frame_meta", "get_calls", "iter_calls_frame"]
 
-Connect = Callable[[ShardOptions], CallsClient]
+_Connect = Callable[[ShardOptions], CallsClient]
 
 
 def _fetch_partition(
-    sids: Iterable[str | uuid.UUID], options: ShardOptions, connect: Connect | None
+    sids: Iterable[str | uuid.UUID], options: ShardOptions, connect: _Connect | None
 ) -> list[CallResult]:
     """Look up one partition's SIDs: one result per distinct SID, invalid ones included."""
     valid: dict[str, None] = {}
@@ -66,7 +66,7 @@ def get_calls(
     sids: db.Bag | Sequence[str | uuid.UUID],
     *,
     npartitions: int | None = None,
-    connect: Connect | None = None,
+    connect: _Connect | None = None,
     **options: Any,
 ) -> db.Bag:
     """Look up calls by SID on a Dask cluster: a bag of :class:`~signalwire_calls.CallResult`.
@@ -80,7 +80,8 @@ def get_calls(
     Args:
         sids: A bag of SIDs, or a sequence of them.
         npartitions: For a sequence: how many partitions (default: about 2,000 SIDs each).
-        connect: Builds each task's client from the :class:`ShardOptions` (default:
+        connect: Builds each task's client from the
+            :class:`~signalwire_calls.ShardOptions` (default:
             from the worker's environment). Must be picklable, without the token.
         **options: :class:`~signalwire_calls.ShardOptions` fields: ``base_url``,
             ``project_id``, ``timeout``, ``attempts``, ``concurrency``, ...
@@ -135,7 +136,7 @@ def frame_meta() -> pd.DataFrame:
 
 
 def _list_partition(
-    shard: WindowShard, options: ShardOptions, connect: Connect | None
+    shard: WindowShard, options: ShardOptions, connect: _Connect | None
 ) -> pd.DataFrame:
     return _to_frame(calls_to_table(run_shard(shard, options, connect=connect)))
 
@@ -146,7 +147,7 @@ def iter_calls_frame(
     started_before: datetime | date,
     windows: int,
     page_size: int = 1000,
-    connect: Connect | None = None,
+    connect: _Connect | None = None,
     options: ShardOptions | None = None,
     **filters: Any,
 ) -> dd.DataFrame:

@@ -54,6 +54,8 @@ NAMESPACE: dict[str, Any] = {
     "signalwire_calls": signalwire_calls,
     # ``<!-- skip: start if(not HAVE_RATELIMIT, reason=...) -->`` on the default install.
     "HAVE_RATELIMIT": importlib.util.find_spec("aiolimiter") is not None,
+    # ``<!-- skip: next if(not HAVE_PYARROW, reason=...) -->`` for --format parquet.
+    "HAVE_PYARROW": importlib.util.find_spec("pyarrow") is not None,
 }
 
 _FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
