@@ -17,7 +17,7 @@ nox.options.error_on_missing_interpreters = False
 #: The CPythons the package supports (the classifiers in pyproject.toml say the same).
 PYTHONS = ["3.11", "3.12", "3.13"]
 #: Every extra and test peer: the "extras" install of the test matrix.
-ALL = "test,test-peers,speedups,ratelimit,cli"
+ALL = "test,test-peers,speedups,ratelimit,cli,dask,parquet"
 
 
 @nox.session(python=PYTHONS)

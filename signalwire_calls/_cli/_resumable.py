@@ -3,7 +3,8 @@
 How nothing is lost or written twice:
 
 - Each call is appended to the output as one complete line with a single
-  ``write()`` on an unbuffered file, as soon as it arrives. Once that system call
+  ``write()`` on an unbuffered file, as soon as it arrives (``fetch --processes``
+  appends each batch a worker sends, complete lines only, with one ``write()``). Once that system call
   returns, the line belongs to the operating system: killing the process, even with
   ``SIGKILL``, cannot lose or tear it.
 - On start, the existing output is scanned: the SIDs it holds are skipped, and a

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import sys
 from datetime import timedelta
 from email.utils import parsedate_to_datetime
 
@@ -173,3 +174,23 @@ async def test_list_processes_without_windows_is_a_usage_error(fake):
 
     assert 2 == done.code
     assert "--processes needs --windows" in one_line_error(done)
+
+
+async def test_format_parquet_without_pyarrow_says_what_to_install(fake, tmp_path):
+    """With pyarrow missing, --format parquet is one line naming the extra; exit 2."""
+    code = (
+        "import sys; sys.modules['pyarrow'] = None\n"
+        "from signalwire_calls._cli import main\n"
+        "main(sys.argv[1:])\n"
+    )
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", code, "list", "--output", str(tmp_path / "c.parquet"),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=cli_env(fake),
+    )  # fmt: skip
+    async with asyncio.timeout(60):
+        _, err = await proc.communicate()
+
+    assert 2 == proc.returncode
+    assert "pip install 'signalwire-calls[parquet]'" in err.decode()
+    assert "Traceback" not in err.decode()
+    assert not (tmp_path / "c.parquet").exists()
