@@ -19,7 +19,7 @@ nox.options.error_on_missing_interpreters = False
 #: The CPythons the package supports (the classifiers in pyproject.toml say the same).
 PYTHONS = ["3.11", "3.12", "3.13"]
 #: Every extra and test peer: the "extras" install of the test matrix.
-ALL = "test,test-peers,speedups,ratelimit,cli,otel"
+ALL = "test,test-peers,speedups,ratelimit,cli,otel,dask,parquet"
 
 
 @nox.session(python=PYTHONS)
@@ -97,7 +97,16 @@ def docs_screens(session: nox.Session) -> None:
 
 @nox.session(python=None)
 def bench(session: nox.Session) -> None:
-    """Run the side-by-side benchmarks with the speedups extra (orjson); writes docs/bench/."""
+    """Run the side-by-side benchmarks with the speedups extra (orjson); writes docs/bench/.
+
+    ``nox -s bench -- --processes [1 2 ...]`` instead compares ``fetch --processes N``
+    (bench/processes.py): throughput and CPU per lookup, with the machine's load.
+    """
+    if session.posargs[:1] == ["--processes"]:
+        session.install("-e", ".[cli,speedups]")
+        counts = session.posargs[1:] or ["1", "2"]
+        session.run("python", "bench/processes.py", "--processes", *counts)
+        return
     session.install("-e", ".[bench,speedups]")
     _bench(session)
 

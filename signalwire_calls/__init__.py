@@ -43,6 +43,15 @@ from signalwire_calls._models import (
     UnknownValue,
 )
 from signalwire_calls._retry import RetryPolicy
+from signalwire_calls._shards import (
+    ShardOptions,
+    SidShard,
+    WindowShard,
+    iter_shard,
+    plan_sid_shards,
+    plan_window_shards,
+    run_shard,
+)
 
 try:
     __version__ = version("signalwire-calls")
@@ -74,11 +83,18 @@ __all__ = [
     "RequestTimeoutError",
     "RetryPolicy",
     "ServerError",
+    "ShardOptions",
+    "SidShard",
     "SignalWireError",
     "SubresourceUris",
     "TransportError",
     "UnknownValue",
     "UnreachableError",
     "WaitTimeoutError",
+    "WindowShard",
     "__version__",
+    "iter_shard",
+    "plan_sid_shards",
+    "plan_window_shards",
+    "run_shard",
 ]

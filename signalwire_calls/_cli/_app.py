@@ -36,6 +36,8 @@ from signalwire_calls._cli._output import (
     print_table,
 )
 from signalwire_calls._cli._params import fields_option, sid_option, when_option, whole_option
+from signalwire_calls._cli._parquet import ParquetWriter
+from signalwire_calls._cli._processes import list_in_processes
 from signalwire_calls._client import CallsClient
 from signalwire_calls._errors import AuthenticationError, PermissionDeniedError
 from signalwire_calls._listing import MAX_PAGE_SIZE
@@ -283,8 +285,15 @@ _PYTHON_NAMES = re.compile(r"\b(?:(?:started|ended)_(?:after|before)|parent_call
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(FORMATS),
-    help=_FORMAT_HELP + " Default: from the --output name, else jsonl.",
+    type=click.Choice([*FORMATS, "parquet"]),
+    help=_FORMAT_HELP + " Default: from the --output name (.csv, .json, .parquet), else jsonl.",
+)
+@click.option(
+    "--processes",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="List the --windows in this many worker processes (one core each).",
 )
 @click.option("--fields", metavar="F1,F2", callback=fields_option, help=_FIELDS_HELP)
 @click.option(
@@ -293,7 +302,7 @@ _PYTHON_NAMES = re.compile(r"\b(?:(?:started|ended)_(?:after|before)|parent_call
     help="Draw a progress bar (default: if stderr is a terminal).",
 )
 @connection_options
-def list_calls(  # noqa: PLR0917 - one parameter per flag
+def list_calls(  # noqa: C901, PLR0917 - one parameter per flag, one branch per output
     status: str | None,
     from_: str | None,
     to: str | None,
@@ -309,6 +318,7 @@ def list_calls(  # noqa: PLR0917 - one parameter per flag
     output: str,
     fmt: str | None,
     fields: tuple[str, ...],
+    processes: int,
     progress: bool | None,
     **conn: Any,
 ) -> None:
@@ -320,7 +330,10 @@ def list_calls(  # noqa: PLR0917 - one parameter per flag
     default_limit = limit is None and not every
     limit = _list_limit(limit, every=every, windows=windows, started_after=started_after)
     client = make_client(conn)
+    fmt = "parquet" if fmt is None and output.lower().endswith(".parquet") else fmt
     fmt = format_for(output, fmt)
+    if fmt == "parquet" and fields:
+        raise CliError("--fields does not apply to --format parquet: its columns are the schema's")
     try:
         calls = client.iter_calls(
             status=CallStatus(status) if status else None,
@@ -342,7 +355,8 @@ def list_calls(  # noqa: PLR0917 - one parameter per flag
     more = False
     with contextlib.ExitStack() as stack:
         export = None if output == "-" else stack.enter_context(ReplacingOutput(Path(output)))
-        sink = CallSink(sys.stdout.buffer if export is None else export, fmt, fields)
+        stream = sys.stdout.buffer if export is None else export
+        sink = ParquetWriter(stream) if fmt == "parquet" else CallSink(stream, fmt, fields)
         bar = stack.enter_context(ProgressBar("list", limit, enabled=progress))
 
         async def main(_client: CallsClient) -> bool:
@@ -359,7 +373,10 @@ def list_calls(  # noqa: PLR0917 - one parameter per flag
 
             return not await until_signal(consume())
 
-        finished = run_main(with_client(client, main))
+        if processes > 1:  # the same flags, from click's context
+            finished = list_in_processes(sink, client, limit=limit, counts=counts, bar=bar)
+        else:
+            finished = run_main(with_client(client, main))
         try:
             sink.close()
             if export is not None:  # only now does the new export replace the old one

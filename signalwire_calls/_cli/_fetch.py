@@ -34,6 +34,7 @@ from signalwire_calls._cli._common import (
 )
 from signalwire_calls._cli._files import check_distinct
 from signalwire_calls._cli._output import Counts, ProgressBar
+from signalwire_calls._cli._parquet import ParquetParts
 from signalwire_calls._cli._resumable import OutputBusyError, ResumableOutput
 from signalwire_calls._errors import APIError, AuthenticationError
 
@@ -108,7 +109,7 @@ def describe(error: BaseException | None, outcome: str = "failed") -> str:
 async def run_fetch(
     client: CallsClient,
     sids: list[str],
-    output: ResumableOutput,
+    output: ResumableOutput | ParquetParts,
     *,
     concurrency: int | None,
     counts: Counts,
@@ -156,7 +157,7 @@ async def run_fetch(
 
 async def _consume(
     results: AsyncIterator[CallResult],
-    output: ResumableOutput,
+    output: ResumableOutput | ParquetParts,
     counts: Counts,
     show: Callable[[], None],
     report: Callable[[str, str, str], None],
@@ -183,8 +184,8 @@ async def _consume(
 @click.option(
     "--output",
     required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="JSON Lines file; an existing one is resumed.",
+    type=click.Path(path_type=Path),  # a Parquet export is a directory
+    help="JSON Lines file (or Parquet directory); an existing one is resumed.",
 )
 @click.option(
     "--errors",
@@ -205,6 +206,19 @@ async def _consume(
     help="The ceiling of the self-tuning concurrency (default 1000).",
 )
 @click.option(
+    "--processes",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Worker processes, each with its own event loop: for when one core is the limit.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["jsonl", "parquet"]),
+    help="Default: from the --output name (a Parquet directory of parts if .parquet).",
+)
+@click.option(
     "--progress/--no-progress",
     default=None,
     help="Draw a progress bar (default: if stderr is a terminal).",
@@ -216,6 +230,8 @@ def fetch(  # noqa: PLR0917 - click passes every option by name
     errors_path: Path | None,
     concurrency: int | None,
     max_concurrency: int | None,
+    processes: int,
+    fmt: str | None,
     progress: bool | None,
     **conn: Any,
 ) -> None:
@@ -229,9 +245,11 @@ def fetch(  # noqa: PLR0917 - click passes every option by name
     check_distinct(input=None if source == "-" else Path(source), output=output, errors=errors_path)
     if concurrency is not None and max_concurrency is not None:
         raise CliError("--concurrency pins the concurrency; --max-concurrency bounds it: pick one")
+    flags = dict(conn)
     client = make_client(conn)
     wanted = _read_input(source)
-    out = ResumableOutput(output)
+    parquet = (fmt or ("parquet" if output.suffix.lower() == ".parquet" else "jsonl")) == "parquet"
+    out = ParquetParts(output) if parquet else ResumableOutput(output)
     try:
         out.open()
     except OSError as err:
@@ -258,7 +276,23 @@ def fetch(  # noqa: PLR0917 - click passes every option by name
             report=errors.report,
         )
         try:
-            finished = run_main(with_client(client, job))
+            if processes > 1:
+                from signalwire_calls._cli import _processes  # noqa: PLC0415 - it imports this module
+
+                finished = _processes.fetch_in_processes(
+                    todo,
+                    out,
+                    processes=processes,
+                    options=_processes.shard_options(
+                        flags, client.base_url, client.project_id, concurrency
+                    ),
+                    token=_processes.worker_token(flags),
+                    counts=counts,
+                    bar=bar,
+                    report=errors.report,
+                )
+            else:
+                finished = run_main(with_client(client, job))
         finally:
             out.close()
     say(f"fetch: {counts.summary()}")

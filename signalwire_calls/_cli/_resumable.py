@@ -3,9 +3,10 @@
 How nothing is lost or written twice:
 
 - Each call is appended to the output as one complete line with a single
-  ``write()`` on an unbuffered file, as soon as it arrives. Once that system call
-  returns, the line belongs to the operating system: killing the process, even with
-  ``SIGKILL``, cannot lose or tear it.
+  ``write()`` on an unbuffered file, as soon as it arrives (``fetch --processes``
+  appends each batch a worker sends, complete lines only, with one ``write()``).
+  Once that system call returns, the line belongs to the operating system: killing
+  the process, even with ``SIGKILL``, cannot lose or tear it.
 - On start, the existing output is scanned: the SIDs it holds are skipped, and a
   line that is not complete, valid JSON (the tail of a write cut short by a full
   disk or a crash of the machine) is removed first.
@@ -29,7 +30,7 @@ from typing import IO, TYPE_CHECKING, Any
 from signalwire_calls._cli._output import dumps_call
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterable
     from pathlib import Path
 
     from signalwire_calls._models import Call
@@ -134,6 +135,15 @@ class ResumableOutput:
         _write_all(self._file, dumps_call(call))
         self.done.add(call.sid.lower())
         self.written += 1
+
+    def write_lines(self, sids: Iterable[str], data: bytes) -> None:
+        """Append complete lines (the calls ``sids``, pre-serialised) with one system call."""
+        if self._file is None:
+            raise RuntimeError("open() the output first")
+        _write_all(self._file, data)
+        before = len(self.done)
+        self.done.update(sid.lower() for sid in sids)
+        self.written += len(self.done) - before
 
     def close(self) -> None:
         """Sync the file to disk and close it (and its lock). Idempotent.

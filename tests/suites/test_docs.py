@@ -58,6 +58,8 @@ NAMESPACE: dict[str, Any] = {
     "HAVE_FASTAPI": all(importlib.util.find_spec(name) for name in ("fastapi", "uvicorn")),
     "HAVE_OTEL_SDK": importlib.util.find_spec("opentelemetry") is not None
     and importlib.util.find_spec("opentelemetry.sdk") is not None,
+    # ``<!-- skip: next if(not HAVE_PYARROW, reason=...) -->`` for --format parquet.
+    "HAVE_PYARROW": importlib.util.find_spec("pyarrow") is not None,
 }
 
 _FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE

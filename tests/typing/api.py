@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Mapping
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Literal, assert_type
 
@@ -109,3 +109,12 @@ def instrumentation(client: swc.CallsClient) -> None:
     swc.CallsClient("p", "t", space_url="x.signalwire.com", hooks=hooks)
     assert_type(client.stats.retries_by_reason["503"], int)
     assert_type(client.stats.lowest_concurrency, int | None)
+
+
+def shards(sids: list[str]) -> None:
+    planned = swc.plan_sid_shards(sids, size=100)
+    assert_type(planned, list[swc.SidShard])
+    assert_type(swc.run_shard(planned[0]), list[swc.CallResult])
+    windows = swc.plan_window_shards(date(2026, 1, 1), date(2026, 2, 1), 8, status="completed")
+    assert_type(windows, list[swc.WindowShard])
+    assert_type(swc.run_shard(windows[0], swc.ShardOptions(concurrency=8)), list[swc.Call])
