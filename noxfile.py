@@ -37,7 +37,7 @@ def coverage(session: nox.Session) -> None:
     session.run("coverage", "erase")
     session.run("coverage", "run", "-m", "pytest", "-q", *session.posargs)
     session.run("coverage", "combine")
-    session.run("coverage", "report", "--fail-under=90")
+    session.run("coverage", "report", "--fail-under=94")  # 95 % when this floor was set
 
 
 @nox.session(python=None)
