@@ -219,7 +219,10 @@ def run_contenders(url: str, contenders: list[tuple[str, str, int]], lookups: in
     """Interleave the contenders for ``rounds``; return rates (and 429 shares) per contender."""
     import measure
 
-    measure._warm = lambda s, c: s[: max(2 * c, 500)]  # noqa: SLF001 - a warm-up that fills the pool
+    # The same untimed warm-up for every contender, long enough to fill a pool of
+    # 1,000 (raw@1000) or to take a self-tuning job up to its ceiling: the timed
+    # part then compares lookups, not connection set-up.
+    measure._warm = lambda s, _c: s[:2000]  # noqa: SLF001 - a warm-up that fills the pool
     out: dict[str, Any] = {name: {"rates": [], "throttled": []} for name, _, _ in contenders}
     for r in range(rounds):
         for name, kind, conc in contenders:

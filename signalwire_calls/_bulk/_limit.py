@@ -14,6 +14,10 @@ __all__ = ["AdaptiveLimit"]
 
 #: Startup doubles the limit while each round delivers this much more than the best before.
 _STARTUP_GROWTH: Final = 1.25
+#: Startup ends after this many rounds in a row that do not grow so; a rate then
+#: at least ``_FLAT`` of the best is flat (else it fell).
+_STALLS: Final = 2
+_FLAT: Final = 0.9
 #: The fewest answers that close a round.
 _ROUND_MIN: Final = 16
 #: How fast the no-load round trip may drift up per round, so a path that got
@@ -35,8 +39,8 @@ _QUEUE_TOLERANCE: Final = 1.1
 #: does not win, to 16.
 _WAIT_MIN: Final = 2
 _WAIT_MAX: Final = 16
-#: In flight is held to at most this multiple of delivered rate x least round trip
-#: (BBR's congestion-window gain): beyond it the extra calls only queue.
+#: Paced, the limit leaves room for this multiple of pace x least round trip
+#: (BBR's congestion-window gain), so that the pace, not the window, binds.
 _BDP_GAIN: Final = 2.0
 #: After a 429, starts are paced. Per round without a 429 the pace grows by
 #: ``_PACE_FAST``, but by ``_PACE_SLOW`` within ``_PACE_PLATEAU`` of the rate
@@ -178,6 +182,7 @@ class AdaptiveLimit:
         self._rate = 0.0  # the last round's delivery rate, per second
         self._best_rate = 0.0  # startup: the best rate so far, and its limit
         self._best_limit = self._current
+        self._stalls = 0  # startup rounds in a row that did not grow
         self._target = self._current  # the operating point probes start from
         self._ref = 0.0  # the delivery rate at the target
         self._step = _STEP_MIN
@@ -423,25 +428,31 @@ class AdaptiveLimit:
         """Double while the rate grows by 25 % a round; then fall back to what fills the path."""
         if rate >= _STARTUP_GROWTH * self._best_rate:
             self._best_rate, self._best_limit = rate, current
+            self._stalls = 0
             return self._set(2 * current, "startup")
-        # The rate stopped growing: back to 1.25 x the best rate x the least
-        # round trip (what fills the path, with room), but not below half the
-        # best round's limit, nor above this one.
+        # As in BBR, one flat round is not enough to stop (a noisy machine); a
+        # fallen one is (each round past a service's capacity is costly).
+        flat = rate >= _FLAT * self._best_rate
+        self._stalls += 1
+        if flat and self._stalls < _STALLS:
+            return False
+        # The rate stopped growing. Flat (a CPU-bound client, a rate cap): keep
+        # this limit, whose spare calls in flight ride out pauses of this process;
+        # probes below it will tell if fewer do as well. Fallen (past a capacity):
+        # back to 1.25 x the best rate x the least round trip (what fills the path,
+        # with room), but not below the best round's limit.
         self._mode = _CRUISE
-        bdp = _STARTUP_GROWTH * max(rate, self._best_rate) * self._base
-        self._target = max(self._best_limit // 2, min(current, math.ceil(bdp)))
+        if flat:
+            self._target = current
+        else:
+            bdp = _STARTUP_GROWTH * self._best_rate * self._base
+            self._target = max(self._best_limit, min(current, math.ceil(bdp)))
         self._ref = 0.0
         return self._set(self._target, "startup")
 
     def _cruise_round(self, rate: float, current: int, *, queued: bool) -> bool:
-        """Hold the target (within BBR's window cap), and start a probe when it is time."""
+        """Hold the target, and start a probe when it is time."""
         self._ref = rate if self._ref == 0.0 else (self._ref + rate) / 2
-        # BBR's window gain: more in flight than twice the delivered rate x the
-        # least round trip only queues (a CPU-bound client, a queueing server).
-        bdp_cap = math.ceil(_BDP_GAIN * self._ref * self._base)
-        if self._target > bdp_cap >= self.minimum:
-            self._target = bdp_cap
-            return self._set(bdp_cap, "latency")
         self._wait -= 1
         if self._wait > 0:
             return False
