@@ -29,7 +29,7 @@ _STEP_MIN: Final = 0.125
 _STEP_MAX: Final = 1.0
 #: A probe wins if the rate rose by this share of its step (up, down); it draws
 #: if nothing was queued and the rate fell by less than ``_UP_LOSS`` of it (noise).
-_UP_GAIN: Final = 1 / 3
+_UP_GAIN: Final = 1 / 2
 _DOWN_GAIN: Final = 1 / 2
 _UP_LOSS: Final = 1 / 2
 #: A round whose quickest call took more than this times the least round trip
@@ -38,7 +38,7 @@ _QUEUE_TOLERANCE: Final = 1.1
 #: Rounds at the target between probes: from 2, doubled after each probe that
 #: does not win, to 16.
 _WAIT_MIN: Final = 2
-_WAIT_MAX: Final = 16
+_WAIT_MAX: Final = 32
 #: Paced, the limit leaves room for this multiple of pace x least round trip
 #: (BBR's congestion-window gain), so that the pace, not the window, binds.
 _BDP_GAIN: Final = 2.0
@@ -80,8 +80,10 @@ class AdaptiveLimit:
     (in startup, the quickest of the calls that started in the round), then:
 
     * **startup** (from ``initial``): ``limit * 2`` while ``rate`` grows by at
-      least 25 % a round; then ``target = max(best_limit // 2, min(limit,
-      ceil(1.25 * best_rate * base)))``, the limit that fills the path, with room;
+      least 25 % a round (on the best round so far, ``best_rate`` at
+      ``best_limit``). Then, after two rounds in a row that are *flat*
+      (``rate >= 0.9 * best_rate``), ``target = limit``; after one that *fell*,
+      ``target = max(best_limit, min(limit, ceil(1.25 * best_rate * base)))``;
     * **probing**: after a few rounds at ``target``, one round at
       ``target * (1 + step)`` if nothing is queued, else ``target / (1 + step)``
       (``step`` from 0.125; the round before it, which still holds calls of the
@@ -90,9 +92,8 @@ class AdaptiveLimit:
       1) and the next probe follows at once. It is a *draw*, also kept but with
       the smallest step, if nothing was queued and ``rate`` fell by less than
       ``step / 2``. Otherwise the target stays. After a draw or a loss the wait
-      before the next probe doubles, from 2 rounds to 16;
-    * **window cap**: ``target <= ceil(2 * rate_at_target * base)`` (BBR's
-      congestion-window gain): more in flight than that only queues;
+      before the next probe doubles, from 2 rounds to 16. Latency alone never
+      lowers the limit: a probe that delivers as much with fewer calls does;
     * **a throttle** (HTTP 429, once per burst) multiplies the limit by
       ``backoff`` (0.9 in the client; 0.5 in startup, which overshoots by up to
       twice) and *paces* starts, as AWS's adaptive retry mode does, with a token
@@ -104,9 +105,9 @@ class AdaptiveLimit:
       after 64 rounds without a 429 pacing ends and probing resumes.
 
     So the limit grows while what is delivered grows, even when latency rises
-    with it (a CPU-bound client), stops where more calls only queue or slow
-    every reply (a service's capacity), and holds a rate cap with few 429s,
-    always between ``minimum`` and ``maximum``.
+    with it (a CPU-bound client), stops where more calls slow every reply (a
+    service's capacity), and holds a rate cap with few 429s, always between
+    ``minimum`` and ``maximum``.
 
     A slot is granted only while ``in_flight < current`` (and, paced, when a
     token is left or nothing is in flight), so in-flight work never exceeds the
