@@ -1,7 +1,10 @@
 """Benchmarks over a simulated WAN: ``nox -s bench -- --wan`` (or ``python bench/wan.py``).
 
 Each profile starts a loopback server process that waits before every reply (a
-"WAN" is a server-side delay; default 40 ms) and serves distinct Call bodies:
+"WAN" is a server-side delay; default 40 ms) and serves distinct Call bodies. The
+server is pinned to one core at a raised priority (when allowed), the client to the
+other; every contender gets the same untimed warm-up (2,000 lookups), and only the
+timed part's answers are counted:
 
 * ``wan``: no limit. Contenders, interleaved in each round: raw aiohttp with 100
   and with 1,000 connections, twilio-python with 100 (a ``Semaphore(100)``-style
@@ -339,7 +342,7 @@ def profile_ratecap(args: argparse.Namespace, cpu: tuple[int | None, int | None]
         server.close()
     o = out["ours(default)"]
     return {"cap": args.cap, "rates": _stats(o["rates"]), "of_cap": _ratio_stats(o["rates"], float(args.cap)),
-            "share_429": _stats(o["throttled"])}  # fmt: skip
+            "share_429": _stats(o["throttled"]), "rounds": o}  # fmt: skip
 
 
 def profile_capacity(args: argparse.Namespace, cpu: tuple[int | None, int | None]) -> dict[str, Any]:  # fmt: skip
@@ -356,7 +359,8 @@ def profile_capacity(args: argparse.Namespace, cpu: tuple[int | None, int | None
         server.close()
     o = out["ours(default)"]
     return {"capacity": args.capacity, "excess_ms": args.excess_ms, "ideal": ideal,
-            "rates": _stats(o["rates"]), "of_ideal": _ratio_stats(o["rates"], ideal)}  # fmt: skip
+            "rates": _stats(o["rates"]), "of_ideal": _ratio_stats(o["rates"], ideal),
+            "rounds": o["rates"]}  # fmt: skip
 
 
 def _child_tls(args: argparse.Namespace) -> None:
