@@ -478,7 +478,8 @@ class _Job(Generic[K, V, R]):
                 limit.release()
                 raise
             else:
-                limit.succeeded(generation, None if ticket.throttled else clock() - start)
+                end = clock()
+                limit.succeeded(generation, None if ticket.throttled else end - start, end)
                 limit.release()
                 self._answered = True
                 self._emit(seq, key, value, None)
@@ -543,7 +544,7 @@ class _Job(Generic[K, V, R]):
                 # The service answered (a 404 is an answer): it is not overloaded,
                 # and an answer's round trip is a latency sample like any other.
                 clean = isinstance(error, APIError) and not ticket.throttled and retries == 0
-                limit.succeeded(generation, rtt if clean else None)
+                limit.succeeded(generation, rtt if clean else None, self._clock())
                 self._emit(seq, key, None, error)
                 return
             limit.throttled(generation)
@@ -564,7 +565,7 @@ class _Job(Generic[K, V, R]):
             except BaseException:
                 limit.release()
                 raise
-            limit.succeeded(generation)
+            limit.succeeded(generation, None, self._clock())
             limit.release()
             self._emit(seq, key, value, None)
             return

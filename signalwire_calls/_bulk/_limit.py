@@ -1,4 +1,4 @@
-"""The concurrency limit of a bulk job: pinned (AIMD on 429s) or self-tuning (Vegas-style)."""
+"""The concurrency limit of a bulk job: pinned (AIMD on 429s) or self-tuning (BBR-style)."""
 
 from __future__ import annotations
 
@@ -12,73 +12,118 @@ from signalwire_calls._checks import check_count
 
 __all__ = ["AdaptiveLimit"]
 
-#: A self-tuning limit aims to keep between ``alpha`` and ``beta`` calls queued
-#: (beyond what the round trip alone explains): fractions of the limit, with floors.
-_ALPHA: Final = 0.03
-_BETA: Final = 0.08
-_ALPHA_MIN: Final = 2.0
-_BETA_MIN: Final = 4.0
-#: How far one round moves the limit toward its target (1 would jump there).
-_SMOOTHING: Final = 0.5
-#: The fewest latency samples that close a round.
+#: Startup doubles the limit while each round delivers this much more than the best before.
+_STARTUP_GROWTH: Final = 1.25
+#: Startup ends after this many rounds in a row that do not grow so; a rate then
+#: at least ``_FLAT`` of the best is flat (else it fell).
+_STALLS: Final = 2
+_FLAT: Final = 0.9
+#: The fewest answers that close a round.
 _ROUND_MIN: Final = 16
 #: How fast the no-load round trip may drift up per round, so a path that got
-#: slower for good is learnt (0.02 % per round).
-_BASE_DRIFT: Final = 1.0002
-#: Rounds after a 429 during which a self-tuning limit grows by one per round.
-_CAREFUL_ROUNDS: Final = 30
+#: slower for good is learnt (0.1 % per round).
+_BASE_DRIFT: Final = 1.001
+#: The smallest and largest probe step (a probe tries ``target * (1 + step)`` or
+#: ``target / (1 + step)``); the step doubles after each probe that wins.
+_STEP_MIN: Final = 0.125
+_STEP_MAX: Final = 1.0
+#: A probe wins if the rate rose by this share of its step (up, down); it draws
+#: if nothing was queued and the rate fell by less than ``_UP_LOSS`` of it (noise).
+_UP_GAIN: Final = 1 / 2
+_DOWN_GAIN: Final = 1 / 2
+_UP_LOSS: Final = 1 / 2
+#: A round whose quickest call took more than this times the least round trip
+#: ever seen is *queued*.
+_QUEUE_TOLERANCE: Final = 1.1
+#: Rounds at the target between probes: from 2, doubled after each probe that
+#: does not win, to 16.
+_WAIT_MIN: Final = 2
+_WAIT_MAX: Final = 32
+#: Paced, the limit leaves room for this multiple of pace x least round trip
+#: (BBR's congestion-window gain), so that the pace, not the window, binds.
+_BDP_GAIN: Final = 2.0
+#: After a 429, starts are paced. Per round without a 429 the pace grows by
+#: ``_PACE_FAST``, but by ``_PACE_SLOW`` within ``_PACE_PLATEAU`` of the rate
+#: refused (TCP CUBIC's shape: quickly back to just under the level refused,
+#: slowly past it, quickly again far past it). The bucket holds one least round
+#: trip of tokens (``_PACE_BURST`` seconds before one is known). Pacing ends
+#: after ``_PACE_ROUNDS`` rounds without a 429.
+_PACE_FAST: Final = 0.02
+_PACE_SLOW: Final = 0.005
+_PACE_PLATEAU: Final = 0.95
+_PACE_BURST: Final = 0.05
+_PACE_ROUNDS: Final = 64
+_PACE_MIN: Final = 1.0
+
+# The modes of a self-tuning limit.
+_STARTUP: Final = 0
+_CRUISE: Final = 1
+_PROBE_UP: Final = 2
+_PROBE_DOWN: Final = 3
 
 
 class AdaptiveLimit:
-    """Cap calls in flight; cut on throttling; with ``tune=True``, follow the latency too.
+    """Cap calls in flight; cut on throttling; with ``tune=True``, find the limit itself.
 
     **Pinned** (``tune=False``, the default here; ``concurrency=N`` in the client):
     the limit starts at ``maximum``, is multiplied by ``backoff`` on throttling and
     adds one after a run of successes (AIMD).
 
-    **Self-tuning** (``tune=True``; the client's default): the limit starts at
-    ``initial`` and is recomputed once per *round*, i.e. once per
-    ``max(current, 16)`` successful calls, from the mean round trip of the round
-    ``rtt`` and the no-load round trip ``base`` (the smallest round mean seen,
-    allowed to drift up by 0.02 % a round); ``rtt`` is averaged with the previous
-    round's value after slow start, so one noisy round moves the limit less. As
-    in TCP Vegas, the calls that are
-    queued somewhere (in the service, the network or this process's event loop)
-    rather than being served are estimated as::
+    **Self-tuning** (``tune=True``; the client's default) follows what the
+    service *delivers*, as BBR does. Once per *round* (as many answers as the
+    limit, at least 16; a 404 is an answer, a 429 is not) it measures::
 
-        queue = current * (1 - base / rtt)
-        alpha = max(2, 0.03 * current);  beta = max(4, 0.08 * current)
+        rate   = answers in the round / its duration        (the "now" of each answer)
+        base   = the least round trip seen (drifting up 0.1 % a round)
+        queued = the round's quickest round trip > 1.1 * base
 
-    * while no queue has been seen yet (*slow start*), ``queue <= 2 * beta``
-      doubles the limit each round (the first round trips also pay for new
-      connections, hence the slack);
-    * then ``queue < alpha`` adds ``max(sqrt(current), (alpha + beta) / 2)``,
-      ``queue > beta`` moves the limit halfway down to
-      ``target = current * base / rtt + (alpha + beta) / 2`` (the limit that
-      would leave ``(alpha + beta) / 2`` queued), and in between it holds;
-    * a throttle (HTTP 429) multiplies it by ``backoff`` (0.9 in the client, a
-      gentle cut as in TCP CUBIC and AWS's adaptive retry; 0.5 if it comes in
-      slow start, which overshoots by up to twice) and, for the next 30 rounds,
-      growth is at most one slot per round, so a rate cap is probed slowly.
+    (in startup, the quickest of the calls that started in the round), then:
 
-    So the limit grows while latency holds, stops where extra calls only queue
-    (the service's capacity, or this process's CPU), and backs off when latency
-    rises or 429s arrive, always between ``minimum`` and ``maximum``.
+    * **startup** (from ``initial``): ``limit * 2`` while ``rate`` grows by at
+      least 25 % a round (on the best round so far, ``best_rate`` at
+      ``best_limit``). Then, after two rounds in a row that are *flat*
+      (``rate >= 0.9 * best_rate``), ``target = limit``; after one that *fell*,
+      ``target = max(best_limit, min(limit, ceil(1.25 * best_rate * base)))``;
+    * **probing**: after a few rounds at ``target``, one round at
+      ``target * (1 + step)`` if nothing is queued, else ``target / (1 + step)``
+      (``step`` from 0.125; the round before it, which still holds calls of the
+      old limit, is not judged). The probe *wins* if ``rate`` rose by ``step / 3``
+      (up) or ``step / 2`` (down): it becomes the target, ``step`` doubles (to
+      1) and the next probe follows at once. It is a *draw*, also kept but with
+      the smallest step, if nothing was queued and ``rate`` fell by less than
+      ``step / 2``. Otherwise the target stays. After a draw or a loss the wait
+      before the next probe doubles, from 2 rounds to 16. Latency alone never
+      lowers the limit: a probe that delivers as much with fewer calls does;
+    * **a throttle** (HTTP 429, once per burst) multiplies the limit by
+      ``backoff`` (0.9 in the client; 0.5 in startup, which overshoots by up to
+      twice) and *paces* starts, as AWS's adaptive retry mode does, with a token
+      bucket (one ``base`` of tokens deep, on the answers' clock) filled at
+      ``pace = backoff * (the pace in force, else the delivery rate)``. Each
+      round without a 429 the pace grows by 2 %, but by 0.5 % within 5 % of the
+      rate that was refused (TCP CUBIC's shape), and the limit is at least
+      ``ceil(2 * pace * base)``, so the pace, not the window, holds the cap;
+      after 64 rounds without a 429 pacing ends and probing resumes.
 
-    A slot is granted only while ``in_flight < current``, so in-flight work never
-    exceeds the current limit at the moment it starts, nor ``maximum`` ever. A
-    decrease opens a new *generation*: signals from calls that started before it
-    are ignored, so a burst of 429s from calls that were in flight together halves
-    the limit once, not down to ``minimum``. Successes count only in the current
-    generation; after ``increase_after`` of them in a row (default: the current
-    limit, i.e. one more slot per window of successes, but never more than
-    ``increase_after_max``) the limit grows by one.
+    So the limit grows while what is delivered grows, even when latency rises
+    with it (a CPU-bound client), stops where more calls slow every reply (a
+    service's capacity), and holds a rate cap with few 429s, always between
+    ``minimum`` and ``maximum``.
+
+    A slot is granted only while ``in_flight < current`` (and, paced, when a
+    token is left or nothing is in flight), so in-flight work never exceeds the
+    current limit at the moment it starts, nor ``maximum`` ever. A decrease
+    opens a new *generation*: signals from calls that started before it are
+    ignored, so a burst of 429s from calls that were in flight together cuts the
+    limit once, not down to ``minimum``. Pinned, successes count only in the
+    current generation; after ``increase_after`` of them in a row (default: the
+    current limit, i.e. one more slot per window of successes, but never more
+    than ``increase_after_max``) the limit grows by one.
 
     Args:
         maximum: The largest limit (and the starting one unless ``initial`` is given).
         minimum: The smallest limit; ``minimum == maximum`` disables adaptation.
         initial: The starting limit (default: ``maximum``).
-        tune: Follow the round-trip latency as described above.
+        tune: Find the limit from the delivery rate as described above.
         backoff: The factor a throttle multiplies the limit by (0 < backoff < 1).
         increase_after: Consecutive successes needed to add one slot (fixed).
         increase_after_max: With the default ``increase_after``, the most
@@ -91,7 +136,7 @@ class AdaptiveLimit:
             them, ``minimum > maximum``, or ``backoff`` is not between 0 and 1.
     """
 
-    def __init__(
+    def __init__(  # noqa: PLR0915 - the state of both modes, set in one place
         self,
         maximum: int,
         *,
@@ -123,14 +168,34 @@ class AdaptiveLimit:
         self._increase_after = increase_after
         self._increase_after_max = increase_after_max or maximum
         self._current = maximum if initial is None else initial
-        # Self-tuning state: this round's samples, the no-load round trip.
-        self._rtt_sum = 0.0
-        self._rtt_count = 0
+        # Self-tuning state. A round: as many deliveries as the limit (at least 16).
         self._round_size = max(self._current, _ROUND_MIN)
-        self._base = math.inf
-        self._rtt = 0.0
-        self._slow_start = True
-        self._careful = 0  # rounds left of one-slot growth after a throttle
+        self._round_n = 0  # deliveries in this round
+        self._round_rtt = 0.0  # the sum of its clean round trips
+        self._round_rtt_n = 0
+        self._round_min = math.inf  # its least round trip
+        self._round_fresh = math.inf  # the least of the calls that started in it
+        self._round_start: float | None = None  # when it began (the job's clock)
+        self._now: float | None = None  # the latest completion time reported
+        self._transition = False  # this round began with calls of an older limit
+        self._base = math.inf  # the least round trip (allowed to drift up)
+        self._mode = _STARTUP if tune else _CRUISE
+        self._rate = 0.0  # the last round's delivery rate, per second
+        self._best_rate = 0.0  # startup: the best rate so far, and its limit
+        self._best_limit = self._current
+        self._stalls = 0  # startup rounds in a row that did not grow
+        self._target = self._current  # the operating point probes start from
+        self._ref = 0.0  # the delivery rate at the target
+        self._step = _STEP_MIN
+        self._wait = _WAIT_MIN  # rounds at the target before the next probe
+        self._wait_max = _WAIT_MIN
+        # Pacing after a 429: starts per second (0: none), tokens, and when they
+        # were last added (on the completion clock: a start follows a completion).
+        self._pace = 0.0
+        self._tokens = 0.0
+        self._paced_at: float | None = None
+        self._refused_rate = 0.0  # the pace (or delivery rate) at the last 429
+        self._calm = 0  # rounds since the last 429
         self._in_flight = 0
         self._max_in_flight = 0
         self._generation = 0
@@ -163,6 +228,16 @@ class AdaptiveLimit:
         """The no-load round trip a self-tuning limit measured, in seconds (``None``: not yet)."""
         return None if self._base == math.inf else self._base
 
+    @property
+    def delivery_rate(self) -> float:
+        """What a self-tuning limit saw delivered per second in its last round (0: none yet)."""
+        return self._rate
+
+    @property
+    def pace(self) -> float | None:
+        """The starts per second a self-tuning limit allows after a 429 (``None``: not paced)."""
+        return self._pace or None
+
     def __repr__(self) -> str:
         return (
             f"<AdaptiveLimit current={self._current} max={self.maximum} "
@@ -179,6 +254,8 @@ class AdaptiveLimit:
         in_flight = self._in_flight
         if in_flight >= self._current or self._waiters:
             return None
+        if self._pace and in_flight and not self._token():
+            return None
         # Spelled out rather than _take(): this runs twice per lookup, and a call
         # (or max()) costs more than the rest of it.
         self._in_flight = in_flight = in_flight + 1
@@ -193,7 +270,11 @@ class AdaptiveLimit:
             The generation the slot was granted in; pass it to :meth:`throttled`
             and :meth:`succeeded`.
         """
-        if not self._waiters and self._in_flight < self._current:
+        if (
+            not self._waiters
+            and self._in_flight < self._current
+            and (not self._pace or not self._in_flight or self._token())
+        ):
             self._take()
             return self._generation
         waiter = asyncio.get_running_loop().create_future()
@@ -227,35 +308,51 @@ class AdaptiveLimit:
         if generation < self._generation:
             return False
         self._successes = 0
-        # Slow start overshoots by up to twice: its first cut halves, as in TCP.
-        backoff = 0.5 if self.tune and self._slow_start else self._backoff
-        self._slow_start = False
-        self._careful = _CAREFUL_ROUNDS
+        backoff = self._backoff
+        if self.tune:
+            if self._mode == _STARTUP:
+                backoff = 0.5  # startup overshoots by up to twice: halve, as in TCP
+            self._mode = _CRUISE
+            self._calm = 0
+            # Pace starts below what was allowed (or delivered) when refused.
+            refused = self._pace or max(self._rate, self._partial_rate())
+            if refused > 0:
+                self._refused_rate = refused
+                self._pace = max(_PACE_MIN, self._backoff * refused)
+                self._tokens = 0.0
+                self._paced_at = self._now
         if self._current <= self.minimum:
             return False
-        return self._set(int(self._current * backoff), "throttled")
+        new = max(self.minimum, int(self._current * backoff))
+        self._target = new
+        return self._set(new, "throttled")
 
-    def succeeded(self, generation: int, rtt: float | None = None) -> bool:  # noqa: PLR0911
-        """Report a call the service answered normally (anything but a throttle).
+    def _partial_rate(self) -> float:
+        """The delivery rate of the round so far (0: too few answers to tell)."""
+        n, start, now = self._round_n, self._round_start, self._now
+        if n < _ROUND_MIN or start is None or now is None or now <= start:
+            return 0.0
+        return n / (now - start)
+
+    def succeeded(
+        self, generation: int, rtt: float | None = None, now: float | None = None
+    ) -> bool:
+        """Report a call the service answered (anything but a throttle).
 
         Args:
             generation: The generation of the call's slot.
             rtt: How long the call took, in seconds, if it is a clean sample (no
                 throttle or retry inside it); a self-tuning limit learns from it.
+            now: When it ended, on the clock ``rtt`` was measured with; a
+                self-tuning limit measures its delivery rate from these.
 
         Returns:
             Whether the limit changed.
         """
+        if self.tune:
+            return self._delivered(rtt if generation >= self._generation else None, now)
         if generation < self._generation:
             return False
-        if self.tune:
-            if rtt is None:
-                return False
-            self._rtt_sum += rtt
-            self._rtt_count += 1
-            if self._rtt_count < self._round_size:
-                return False
-            return self._end_round()
         self._successes += 1
         if self._successes < self._needed:
             return False
@@ -264,43 +361,178 @@ class AdaptiveLimit:
             return False
         return self._set(self._current + 1, "successes")
 
+    def _delivered(self, rtt: float | None, now: float | None) -> bool:
+        """Count a delivery into the round; close the round when it is full."""
+        if now is not None:
+            if self._round_start is None:
+                self._round_start = now if rtt is None else now - rtt
+            if self._now is None or now > self._now:
+                self._now = now
+        if rtt is not None:
+            self._round_rtt += rtt
+            self._round_rtt_n += 1
+            if rtt < self._round_min:  # noqa: PLR1730 - per answer: min() is a call, slower
+                self._round_min = rtt
+            start = self._round_start
+            if (
+                rtt < self._round_fresh
+                and now is not None
+                and start is not None
+                and now - rtt >= start
+            ):
+                self._round_fresh = rtt
+        self._round_n += 1
+        if self._round_n < self._round_size:
+            return False
+        return self._end_round()
+
     def _end_round(self) -> bool:
-        """Close a self-tuning round: compare its mean round trip with the no-load one."""
-        sample = self._rtt_sum / self._rtt_count
-        self._rtt_sum = 0.0
-        self._rtt_count = 0
-        base = self._base = min(self._base * _BASE_DRIFT, sample)
-        # Smoothed over two rounds or so: one noisy round (a busy machine) moves less.
-        smoothed = self._rtt = sample if self._rtt == 0.0 else (self._rtt + sample) / 2
-        rtt = sample if self._slow_start else smoothed  # slow start must stop at once
-        current = self._current
-        careful = self._careful
-        if careful:
-            self._careful = careful - 1
-        queue = current * (1.0 - base / rtt) if rtt > 0 else 0.0
-        alpha = max(_ALPHA_MIN, _ALPHA * current)
-        beta = max(_BETA_MIN, _BETA * current)
-        if self._slow_start and queue <= 2 * beta:
-            new = 2 * current
+        """Close a round: measure what it delivered and move the limit (the rule above)."""
+        n, transition = self._round_n, self._transition
+        rtt = self._round_rtt / self._round_rtt_n if self._round_rtt_n else 0.0
+        # In startup a round also holds calls of the previous, smaller limit: judge
+        # it by the calls that started in it (after a probe the transition round
+        # has already let the old calls out).
+        fresh = self._round_min
+        if self._mode == _STARTUP and self._round_fresh < math.inf:
+            fresh = self._round_fresh
+        if self._round_min < math.inf:
+            self._base = min(self._base * _BASE_DRIFT, self._round_min)
+        # Queued: even the quickest call that started in this round was slower than
+        # the path allows, so calls wait somewhere (the service, or this process).
+        queued = fresh < math.inf and fresh > _QUEUE_TOLERANCE * self._base
+        start, now = self._round_start, self._now
+        self._round_n = self._round_rtt_n = 0
+        self._round_rtt = 0.0
+        self._round_min = self._round_fresh = math.inf
+        self._round_start = now
+        self._transition = False
+        if start is not None and now is not None and now > start:
+            rate = n / (now - start)
+        elif rtt > 0:
+            rate = self._current / rtt  # no clock given: Little's law at a full window
         else:
-            self._slow_start = False
-            if alpha <= queue <= beta:
-                new = current
-            elif queue < alpha:
-                new = current + round(max(math.sqrt(current), (alpha + beta) / 2))
-            else:
-                target = current * base / rtt + (alpha + beta) / 2
-                new = min(current - 1, round(current + _SMOOTHING * (target - current)))
-        if careful and new > current:
-            new = current + 1
-        new = max(self.minimum, min(self.maximum, new))
-        return self._set(new, "latency")
+            return False
+        self._rate = rate
+        current = self._current
+        if self._pace:
+            return self._paced_round(current)
+        if self._mode == _STARTUP:
+            return self._startup_round(rate, current)
+        if transition:
+            return False  # mixed: calls of the old limit and the new
+        if self._mode == _CRUISE:
+            return self._cruise_round(rate, current, queued=queued)
+        return self._probe_round(rate, current, queued=queued)
+
+    def _startup_round(self, rate: float, current: int) -> bool:
+        """Double while the rate grows by 25 % a round; then fall back to what fills the path."""
+        if rate >= _STARTUP_GROWTH * self._best_rate:
+            self._best_rate, self._best_limit = rate, current
+            self._stalls = 0
+            return self._set(2 * current, "startup")
+        # As in BBR, one flat round is not enough to stop (a noisy machine); a
+        # fallen one is (each round past a service's capacity is costly).
+        flat = rate >= _FLAT * self._best_rate
+        self._stalls += 1
+        if flat and self._stalls < _STALLS:
+            return False
+        # The rate stopped growing. Flat (a CPU-bound client, a rate cap): keep
+        # this limit, whose spare calls in flight ride out pauses of this process;
+        # probes below it will tell if fewer do as well. Fallen (past a capacity):
+        # back to 1.25 x the best rate x the least round trip (what fills the path,
+        # with room), but not below the best round's limit.
+        self._mode = _CRUISE
+        if flat:
+            self._target = current
+        else:
+            bdp = _STARTUP_GROWTH * self._best_rate * self._base
+            self._target = max(self._best_limit, min(current, math.ceil(bdp)))
+        self._ref = 0.0
+        return self._set(self._target, "startup")
+
+    def _cruise_round(self, rate: float, current: int, *, queued: bool) -> bool:
+        """Hold the target, and start a probe when it is time."""
+        self._ref = rate if self._ref == 0.0 else (self._ref + rate) / 2
+        self._wait -= 1
+        if self._wait > 0:
+            return False
+        return self._probe(current, up=not queued)
+
+    def _probe_round(self, rate: float, current: int, *, queued: bool) -> bool:
+        """Judge a probe's round: keep its limit if the rate answered it, else go back."""
+        ref, step = self._ref, self._step
+        won = rate >= ref * (1 + (_UP_GAIN if self._mode == _PROBE_UP else _DOWN_GAIN) * step)
+        if won or (not queued and rate >= ref * (1 - _UP_LOSS * step)):
+            self._target = current
+            self._ref = rate
+            # A clear win doubles the step and probes again at once (growth); a
+            # draw is kept, but tells nothing new: the smallest step, a longer wait.
+            self._step = min(_STEP_MAX, 2 * step) if won else _STEP_MIN
+            self._wait = self._wait_max = 1 if won else min(_WAIT_MAX, 2 * self._wait_max)
+        else:
+            self._step = _STEP_MIN
+            self._wait = self._wait_max = min(_WAIT_MAX, 2 * self._wait_max)
+        self._mode = _CRUISE
+        return self._set(self._target, "probe")
+
+    def _probe(self, current: int, *, up: bool) -> bool:
+        """Start a probe round above the target (nothing queued) or below it."""
+        if up:
+            new = min(self.maximum, math.ceil(self._target * (1 + self._step)))
+        else:
+            new = max(self.minimum, int(self._target / (1 + self._step)))
+        if new == current:
+            self._wait = self._wait_max  # nowhere to go: the ceiling or the floor
+            return False
+        self._mode = _PROBE_UP if up else _PROBE_DOWN
+        return self._set(new, "probe")
+
+    def _paced_round(self, current: int) -> bool:
+        """Close a round while paced: grow the pace, CUBIC-like; size the window to it."""
+        self._calm += 1
+        if self._calm >= _PACE_ROUNDS:
+            # No 429 for a long while: the cap has gone or is far; probe again.
+            self._pace = 0.0
+            self._target, self._ref = current, 0.0
+            self._step, self._wait = _STEP_MIN, _WAIT_MIN
+            return False
+        # Concave up to the rate refused, flat around it, convex past it (the cap
+        # moved): TCP CUBIC's shape.
+        refused = self._refused_rate
+        near = _PACE_PLATEAU * refused <= self._pace <= refused / _PACE_PLATEAU
+        self._pace *= 1 + (_PACE_SLOW if near else _PACE_FAST)
+        # Room for the pace (BBR's window: twice rate x least round trip); never
+        # shrunk here, as a decrease would open a generation and make the next
+        # 429 stale.
+        window = math.ceil(_BDP_GAIN * self._pace * self._base)
+        self._target = max(current, min(self.maximum, window))
+        return self._set(self._target, "paced")
+
+    def _token(self) -> bool:
+        """Take a pacing token if one has accrued (on the answers' clock)."""
+        now = self._now
+        if now is not None:
+            last = self._paced_at
+            if last is None:
+                self._paced_at = now
+            elif now > last:
+                # A round trip's worth: answers, hence starts, come in clumps.
+                base = self._base if self._base < math.inf else _PACE_BURST
+                burst = max(1.0, base * self._pace)
+                self._tokens = min(burst, self._tokens + (now - last) * self._pace)
+                self._paced_at = now
+        if self._tokens >= 1:
+            self._tokens -= 1
+            return True
+        return False
 
     def _set(self, new: int, reason: str) -> bool:  # noqa: ARG002 - for an observer's hook
         """Change the limit: the one place its value changes.
 
         A decrease opens a new generation (signals from older slots are then
-        stale); an increase wakes waiters.
+        stale); an increase wakes waiters. For a self-tuning limit the next round
+        is a transition: it begins with calls started under the old limit.
         """
         new = max(self.minimum, min(self.maximum, new))
         old = self._current
@@ -308,11 +540,12 @@ class AdaptiveLimit:
             return False
         self._current = new
         self._needed = self._successes_needed()
-        self._round_size = max(new, _ROUND_MIN)
+        if self.tune:
+            self._transition = self._mode != _STARTUP
+            # A transition round lets every call of the old limit come back.
+            self._round_size = max(new, _ROUND_MIN, self._in_flight if self._transition else 0)
         if new < old:
             self._generation += 1
-            self._rtt_sum = 0.0
-            self._rtt_count = 0
         else:
             self._wake()
         return True
@@ -326,9 +559,14 @@ class AdaptiveLimit:
             self._max_in_flight = self._in_flight
 
     def _wake(self) -> None:
-        while self._waiters and self._in_flight < self._current:
-            waiter = self._waiters.popleft()
+        waiters = self._waiters
+        while waiters and self._in_flight < self._current:
+            waiter = waiters[0]
             if waiter.done():  # cancelled while queued
+                waiters.popleft()
                 continue
+            if self._pace and self._in_flight and not self._token():
+                return  # the next answer brings the next token
+            waiters.popleft()
             self._take()
             waiter.set_result(None)

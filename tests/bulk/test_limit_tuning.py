@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import asyncio
+import heapq
+import random
 import uuid
 
 import pytest
@@ -15,50 +17,161 @@ from signalwire_calls._errors import NotFoundError
 BASE = 0.040
 
 
-def feed(limit: AdaptiveLimit, rtt: float, rounds: int = 1) -> None:
-    """Report ``rounds`` full rounds of successes that each took ``rtt`` seconds."""
-    for _ in range(rounds):
-        for _ in range(max(limit.current, 16)):
-            limit.succeeded(limit.generation, rtt)
+class Clock:
+    """A fake clock that feeds a limit whole rounds of answers."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def feed(self, limit: AdaptiveLimit, rtt: float, rounds: int = 1, *, rate: float = 0.0) -> None:
+        """Report ``rounds`` rounds of answers that each took ``rtt``, at ``rate`` per second.
+
+        The default rate is what the limit allows at that round trip: ``current / rtt``.
+        """
+        for _ in range(rounds):
+            size = max(limit.current, 16)
+            gap = 1 / rate if rate else rtt / limit.current
+            for _ in range(size):
+                self.now += gap
+                limit.succeeded(limit.generation, rtt, self.now)
 
 
-def capacity_rtt(limit: int, capacity: int, per_extra: float = 0.001) -> float:
-    """The round trip of a server that slows down past ``capacity`` calls in flight."""
-    return BASE + max(0, limit - capacity) * per_extra
+def simulate(
+    limit: AdaptiveLimit,
+    seconds: float = 4.0,
+    *,
+    delay: float = BASE,
+    cpu_rate: float = 0.0,
+    cap: float = 0.0,
+    burst: float = 100.0,
+    capacity: int = 0,
+    per_extra: float = 0.001,
+    lag: float = 0.0,
+    seed: int = 1,
+    start: float = 0.0,
+) -> tuple[float, float]:
+    """Run calls through ``limit`` against a model server; return (answers/s, 429 share).
+
+    The server answers after ``delay``; with ``cpu_rate``, the client handles at most
+    that many answers per second (a CPU-bound client: answers queue for it); with
+    ``cap``, a token bucket (``burst`` deep) answers 429 above ``cap`` requests per
+    second; with ``capacity``, each request in flight beyond it adds ``per_extra``
+    seconds to every reply; ``lag`` adds a random client-side delay of that mean
+    (a busy machine). A refused call is tried again, as a bulk job does. The
+    clock starts at ``start`` (to go on from an earlier run with the same limit).
+    """
+    rng = random.Random(seed)
+    now, seq, cpu_free, tokens, refill = start, 0, start, burst, start
+    replies: list[tuple[float, int, float, int, bool]] = []
+    at_server: list[float] = []  # when each request in the server is answered
+    answered = refused = 0
+    while now < start + seconds:
+        while (generation := limit.try_acquire()) is not None:
+            while at_server and at_server[0] <= now:
+                heapq.heappop(at_server)
+            ok = True
+            if cap:
+                tokens = min(burst, tokens + (now - refill) * cap)
+                refill = now
+                ok = tokens >= 1
+                tokens -= ok
+            wait = delay + max(0, len(at_server) + 1 - capacity) * per_extra if capacity else delay
+            heapq.heappush(at_server, now + wait)
+            done = now + wait
+            if cpu_rate:
+                done = cpu_free = max(done, cpu_free) + 1 / cpu_rate
+            if lag:
+                done += rng.expovariate(1 / lag)
+            heapq.heappush(replies, (done, seq, now, generation, ok))
+            seq += 1
+        now, _, started, generation, ok = heapq.heappop(replies)
+        if ok:
+            answered += 1
+            limit.succeeded(generation, now - started, now)
+        else:
+            refused += 1
+            limit.throttled(generation)
+        limit.release()
+    return answered / seconds, refused / max(1, answered + refused)
 
 
-def test_slow_start_doubles_while_latency_holds():
+def tuned() -> AdaptiveLimit:
+    """A limit as the client builds it by default."""
+    return AdaptiveLimit(1000, initial=32, tune=True, backoff=0.9)
+
+
+def test_startup_doubles_while_the_delivered_rate_grows():
     """Each round at the no-load round trip doubles the limit, up to the ceiling."""
-    limit = AdaptiveLimit(1000, initial=32, tune=True)
-    feed(limit, BASE, rounds=3)
+    limit, clock = tuned(), Clock()
+    clock.feed(limit, BASE, rounds=3)
     assert 256 == limit.current
-    feed(limit, BASE, rounds=5)
+    clock.feed(limit, BASE, rounds=5)
     assert 1000 == limit.current
 
 
-def test_settles_near_a_servers_capacity_without_overshooting():
-    """Against a server that slows past 200 in flight, the limit ends where throughput is >= 0.9."""
-    limit = AdaptiveLimit(1000, initial=32, tune=True)
-    for _ in range(60):
-        feed(limit, capacity_rtt(limit.current, 200))
-    throughput = limit.current / capacity_rtt(limit.current, 200)
-    assert throughput >= 0.9 * 200 / BASE
-    assert limit.current <= 240
-    assert limit.base_rtt == pytest.approx(BASE, rel=0.02)
+def test_fixed_latency_server_is_run_at_the_ceiling():
+    """With no limit but the 40 ms round trip, the job soon runs 1000 calls in flight."""
+    limit = tuned()
+    rate, share = simulate(limit)
+    assert 1000 == limit.current
+    assert rate >= 0.9 * 1000 / BASE
+    assert 0.0 == share
 
 
-def test_rising_latency_cuts_the_limit_and_opens_a_generation():
-    """A round trip that doubles at the same limit lowers it and makes older slots stale."""
-    limit = AdaptiveLimit(1000, initial=400, tune=True)
-    feed(limit, BASE)  # no queue: slow start doubles
-    generation = limit.generation
-    feed(limit, 2 * BASE, rounds=2)
-    assert limit.current < 800
-    assert limit.generation > generation
+def test_cpu_bound_client_keeps_growing_while_throughput_rises():
+    """A client that can handle 9,000 answers/s keeps enough in flight for all of them.
+
+    Latency rises with every call past 9,000/s x 40 ms = 360 in flight, yet the
+    limit stays well above that: fewer calls would not deliver more.
+    """
+    limit = tuned()
+    rate, _ = simulate(limit, cpu_rate=9000)
+    assert rate >= 0.9 * 9000
+    assert limit.current >= 400
 
 
-def test_throttle_in_slow_start_halves_then_later_bursts_cut_a_tenth():
-    """A 429 in slow start halves the limit; a later burst of 429s cuts it once by 10%."""
+def test_rate_cap_is_held_with_few_429s():
+    """Against a 2,000/s token bucket the job runs near the cap, paced, with <= 2 % refused."""
+    limit = tuned()
+    rate, share = simulate(limit, cap=2000)
+    assert rate >= 0.9 * 2000
+    assert share <= 0.02
+    assert limit.pace is not None
+    assert 1700 <= limit.pace <= 2300
+
+
+def test_capacity_is_found_not_overshot():
+    """A server that slows past 100 in flight is held near 100, at >= 0.85 of 100 / 40 ms.
+
+    The 4 s include startup, which overshoots to 256 for one round, and the probes.
+    """
+    limit = tuned()
+    rate, _ = simulate(limit, capacity=100)
+    assert rate >= 0.85 * 100 / BASE
+    assert 85 <= limit.current <= 115
+    assert limit.base_rtt == pytest.approx(BASE, rel=0.05)
+
+
+def test_a_rising_capacity_is_found_by_probing():
+    """After settling at a capacity of 100, the limit finds a new capacity of 200 by probing."""
+    limit = tuned()
+    simulate(limit, capacity=100)
+    for _ in range(limit.in_flight):  # the first run's last calls, abandoned
+        limit.release()
+    rate, _ = simulate(limit, capacity=200, start=4.0, seconds=6.0)
+    assert 170 <= limit.current <= 230
+    assert rate >= 0.7 * 200 / BASE
+
+
+def test_a_busy_client_machine_does_not_read_as_a_queue():
+    """Random client-side lag (mean 10 ms) does not hold the limit far below a fixed server's need."""
+    limit = tuned()
+    rate, _ = simulate(limit, lag=0.010)
+    assert rate >= 0.85 * 1000 / (BASE + 0.010)
+
+
+def test_throttle_in_startup_halves_then_later_bursts_cut_a_tenth():
+    """A 429 in startup halves the limit; a later burst of 429s cuts it once by 10 %."""
     limit = AdaptiveLimit(1000, initial=200, tune=True, backoff=0.9)
     assert limit.throttled(limit.generation)
     assert 100 == limit.current
@@ -68,21 +181,42 @@ def test_throttle_in_slow_start_halves_then_later_bursts_cut_a_tenth():
     assert 90 == limit.current
 
 
-def test_after_a_throttle_growth_is_one_slot_per_round():
-    """For a while after a 429 the limit probes upward by one slot a round."""
-    limit = AdaptiveLimit(1000, initial=100, tune=True, backoff=0.9)
+def test_a_throttle_paces_starts_below_the_rate_delivered():
+    """After a 429, starts are paced at 0.9 of the rate delivered, which bounds the slots granted."""
+    limit, clock = tuned(), Clock()
+    clock.feed(limit, BASE, rounds=2)  # 32, then 64 at 1,600/s
+    delivered = limit.delivery_rate
     limit.throttled(limit.generation)
-    start = limit.current
-    feed(limit, BASE, rounds=5)
-    assert start + 5 == limit.current
+    assert limit.pace == pytest.approx(0.9 * delivered)
+    # 1 ms after the last answer, with one call in flight, a burst of starts gets
+    # only the tokens of that millisecond (the first call in flight is free).
+    assert limit.try_acquire() is not None
+    clock.now += 0.001
+    limit.succeeded(limit.generation, BASE, clock.now)
+    granted = 0
+    while limit.try_acquire() is not None:
+        granted += 1
+    assert granted == int(0.001 * limit.pace)
 
 
-def test_tuned_limit_ignores_calls_without_a_round_trip():
-    """Successes reported without a round trip (retried calls) do not close a round."""
+def test_pacing_ends_after_a_long_calm():
+    """64 rounds without a 429 end the pacing."""
+    limit, clock = tuned(), Clock()
+    clock.feed(limit, BASE, rounds=2)
+    limit.throttled(limit.generation)
+    clock.feed(limit, BASE, rounds=63)
+    assert limit.pace is not None
+    clock.feed(limit, BASE, rounds=1)
+    assert limit.pace is None
+
+
+def test_without_a_clock_the_rate_comes_from_round_trips():
+    """Answers reported without a time still tune the limit (rate = limit / round trip)."""
     limit = AdaptiveLimit(100, initial=10, tune=True)
-    for _ in range(1000):
-        limit.succeeded(limit.generation)
-    assert 10 == limit.current
+    for _ in range(16):
+        limit.succeeded(limit.generation, BASE)
+    assert 20 == limit.current
+    assert 10 / BASE == pytest.approx(limit.delivery_rate)
 
 
 def test_initial_and_backoff_are_checked():
