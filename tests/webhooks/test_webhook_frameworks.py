@@ -29,23 +29,14 @@ from signalwire_calls.webhooks import (
 )
 from yarl import URL
 
+from conftest import sample
+
 KEY = "PSK_V3bF8oyeRNpJWGoRWHNYQMUU"
-V1_URL = "http://0aac-189-71-169-171.ngrok-free.app/voice"
-V1_SIG = "lf3nWPmUr2y6jSeeoMW4mg58vgI="
-V1_PARAMS = {
-    "AccountSid": "6bfbbe86-a901-4197-8759-2a0de1fa319d",
-    "ApiVersion": "2010-04-01",
-    "CallbackSource": "call-progress-events",
-    "CallSid": "0703574f-b151-465d-aedb-28972eb513c7",
-    "CallStatus": "busy",
-    "Direction": "outbound-api",
-    "From": "sip:+17063958228@sip.swire.io",
-    "HangupBy": "sip:jpsantos@joaosantos-2a0de1fa319d.sip.swire.io",
-    "HangupDirection": "inbound",
-    "Timestamp": "Thu, 09 Nov 2023 17:05:04 +0000",
-    "To": "sip:jpsantos@joaosantos-2a0de1fa319d.sip.swire.io",
-    "SipResultCode": "486",
-}
+#: The real signed status callbacks of API-NOTES §10.3 (V1, V2), shared by the webhook tests.
+VECTORS = sample("status_callbacks_real.json")
+V1_URL = VECTORS["V1"]["url"]
+V1_SIG = VECTORS["V1"]["signature"]
+V1_PARAMS = VECTORS["V1"]["params"]
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 PUBLIC = "https://public.example.com/status?tenant=7"
 

@@ -10,39 +10,17 @@ import pytest
 from signalwire_calls import ConfigError
 from signalwire_calls.webhooks import verify_signature
 
-SW_KEY = "PSK_V3bF8oyeRNpJWGoRWHNYQMUU"
-V1_URL = "http://0aac-189-71-169-171.ngrok-free.app/voice"
-V1_PARAMS = {
-    "AccountSid": "6bfbbe86-a901-4197-8759-2a0de1fa319d",
-    "ApiVersion": "2010-04-01",
-    "CallbackSource": "call-progress-events",
-    "CallSid": "0703574f-b151-465d-aedb-28972eb513c7",
-    "CallStatus": "busy",
-    "Direction": "outbound-api",
-    "From": "sip:+17063958228@sip.swire.io",
-    "HangupBy": "sip:jpsantos@joaosantos-2a0de1fa319d.sip.swire.io",
-    "HangupDirection": "inbound",
-    "Timestamp": "Thu, 09 Nov 2023 17:05:04 +0000",
-    "To": "sip:jpsantos@joaosantos-2a0de1fa319d.sip.swire.io",
-    "SipResultCode": "486",
-}
-V1_SIG = "lf3nWPmUr2y6jSeeoMW4mg58vgI="
-V2_URL = "https://675d-189-71-169-171.ngrok-free.app/voice"
-V2_PARAMS = {
-    "CallSid": "a97d4e8a-6047-4e2b-be48-fb96b33b5642",
-    "AccountSid": "6bfbbe86-a901-4197-8759-2a0de1fa319d",
-    "ApiVersion": "2010-04-01",
-    "Direction": "outbound-api",
-    "From": "sip:+17063958228@sip.swire.io",
-    "To": "sip:jpsantos@joaosantos-2a0de1fa319d.sip.swire.io",
-    "Timestamp": "Thu, 09 Nov 2023 14:40:55 +0000",
-    "CallStatus": "no-answer",
-    "CallbackSource": "call-progress-events",
-    "HangupDirection": "outbound",
-    "HangupBy": "sip:+17063958228@sip.swire.io",
-    "SipResultCode": "487",
-}
-V2_SIG = "muUMpldcBHlzuXGZ5gbw1ETZCYA="
+from conftest import sample
+
+#: The real signed status callbacks of API-NOTES §10.3 (V1, V2), shared by the webhook tests.
+VECTORS = sample("status_callbacks_real.json")
+SW_KEY = VECTORS["signing_key"]
+V1_URL = VECTORS["V1"]["url"]
+V1_PARAMS = VECTORS["V1"]["params"]
+V1_SIG = VECTORS["V1"]["signature"]
+V2_URL = VECTORS["V2"]["url"]
+V2_PARAMS = VECTORS["V2"]["params"]
+V2_SIG = VECTORS["V2"]["signature"]
 
 TW_KEY = "12345"
 P_TW = {
