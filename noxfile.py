@@ -99,13 +99,13 @@ def docs_screens(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Run the side-by-side benchmarks with the speedups extra (orjson); writes docs/bench/.
 
-    ``nox -s bench -- --processes [1 2 ...]`` instead compares ``fetch --processes N``
-    (bench/processes.py): throughput and CPU per lookup, with the machine's load.
+    ``nox -s bench -- --processes [1 2 ...] [--lookups N] [--concurrency C]`` instead
+    compares ``fetch --processes N`` (bench/processes.py): throughput, the CPU per lookup
+    of the command and of the server, with the machine's load.
     """
     if session.posargs[:1] == ["--processes"]:
-        session.install("-e", ".[cli,speedups]")
-        counts = session.posargs[1:] or ["1", "2"]
-        session.run("python", "bench/processes.py", "--processes", *counts)
+        session.install("-e", ".[cli,speedups]", "uvloop>=0.19")  # uvloop: a cheap server
+        session.run("python", "bench/processes.py", *session.posargs)
         return
     session.install("-e", ".[bench,speedups]")
     _bench(session)

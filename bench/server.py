@@ -111,6 +111,12 @@ class Server:
             self.close()
             raise RuntimeError("the benchmark server did not start")
 
+    @property
+    def pid(self) -> int:
+        """The server process's id (its CPU time is in ``/proc/<pid>/stat``)."""
+        assert self._process.pid is not None  # noqa: S101 - started in __init__
+        return self._process.pid
+
     def close(self) -> None:
         if self._process.is_alive():
             self._process.terminate()
