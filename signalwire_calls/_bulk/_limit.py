@@ -54,6 +54,10 @@ _PACE_PLATEAU: Final = 0.95
 _PACE_BURST: Final = 0.05
 _PACE_ROUNDS: Final = 64
 _PACE_MIN: Final = 1.0
+#: The answers whose times are kept, and the window (in least round trips) over
+#: which they measure the rate a 429 anchors the pace to.
+_RECENT: Final = 2048
+_RECENT_WINDOW: Final = 2.0
 
 # The modes of a self-tuning limit.
 _STARTUP: Final = 0
@@ -98,7 +102,10 @@ class AdaptiveLimit:
       ``backoff`` (0.9 in the client; 0.5 in startup, which overshoots by up to
       twice) and *paces* starts, as AWS's adaptive retry mode does, with a token
       bucket (one ``base`` of tokens deep, on the answers' clock) filled at
-      ``pace = backoff * (the pace in force, else the delivery rate)``. Each
+      ``pace = backoff * recent``, where ``recent`` is the answers of the last
+      ``2 * base`` seconds divided by ``2 * base`` (answers come in clumps: a
+      round's own rate can overstate a cap several times over), or the pace in
+      force if that is less. Each
       round without a 429 the pace grows by 2 %, but by 0.5 % within 5 % of the
       rate that was refused (TCP CUBIC's shape), and the limit is at least
       ``ceil(2 * pace * base)``, so the pace, not the window, holds the cap;
@@ -196,6 +203,7 @@ class AdaptiveLimit:
         self._paced_at: float | None = None
         self._refused_rate = 0.0  # the pace (or delivery rate) at the last 429
         self._calm = 0  # rounds since the last 429
+        self._recent: deque[float] = deque(maxlen=_RECENT)  # when the latest answers came
         self._in_flight = 0
         self._max_in_flight = 0
         self._generation = 0
@@ -314,8 +322,12 @@ class AdaptiveLimit:
                 backoff = 0.5  # startup overshoots by up to twice: halve, as in TCP
             self._mode = _CRUISE
             self._calm = 0
-            # Pace starts below what was allowed (or delivered) when refused.
-            refused = self._pace or max(self._rate, self._partial_rate())
+            # Pace starts below what was delivered when refused (over the last two
+            # round trips: answers come in clumps, and a round's own rate
+            # overstates a cap several times over); below the pace if that is less.
+            refused = self._recent_rate() or max(self._rate, self._partial_rate())
+            if self._pace:
+                refused = min(self._pace, refused)
             if refused > 0:
                 self._refused_rate = refused
                 self._pace = max(_PACE_MIN, self._backoff * refused)
@@ -326,6 +338,24 @@ class AdaptiveLimit:
         new = max(self.minimum, int(self._current * backoff))
         self._target = new
         return self._set(new, "throttled")
+
+    def _recent_rate(self) -> float:
+        """The answers per second over the last two least round trips (0: too few to tell)."""
+        times = self._recent
+        if len(times) < _ROUND_MIN:
+            return 0.0
+        newest = times[-1]
+        base = self._base if self._base < math.inf else _PACE_BURST
+        since = newest - _RECENT_WINDOW * base
+        if times[0] > since:  # less history than the window: what there is
+            span = newest - times[0]
+            return (len(times) - 1) / span if span > 0 else 0.0
+        count = 0
+        for t in reversed(times):
+            if t <= since:
+                break
+            count += 1
+        return count / (_RECENT_WINDOW * base)
 
     def _partial_rate(self) -> float:
         """The delivery rate of the round so far (0: too few answers to tell)."""
@@ -364,6 +394,7 @@ class AdaptiveLimit:
     def _delivered(self, rtt: float | None, now: float | None) -> bool:
         """Count a delivery into the round; close the round when it is full."""
         if now is not None:
+            self._recent.append(now)
             if self._round_start is None:
                 self._round_start = now if rtt is None else now - rtt
             if self._now is None or now > self._now:

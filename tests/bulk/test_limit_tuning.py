@@ -182,12 +182,11 @@ def test_throttle_in_startup_halves_then_later_bursts_cut_a_tenth():
 
 
 def test_a_throttle_paces_starts_below_the_rate_delivered():
-    """After a 429, starts are paced at 0.9 of the rate delivered, which bounds the slots granted."""
+    """After a 429, starts are paced at 0.9 of the last two round trips' answers, which bounds starts."""
     limit, clock = tuned(), Clock()
-    clock.feed(limit, BASE, rounds=2)  # 32, then 64 at 1,600/s
-    delivered = limit.delivery_rate
+    clock.feed(limit, BASE, rounds=2)  # 32 answers in 40 ms, then 64 in the next 40 ms
     limit.throttled(limit.generation)
-    assert limit.pace == pytest.approx(0.9 * delivered)
+    assert limit.pace == pytest.approx(0.9 * (32 + 64) / (2 * BASE), rel=0.01)
     # 1 ms after the last answer, with one call in flight, a burst of starts gets
     # only the tokens of that millisecond (the first call in flight is free).
     assert limit.try_acquire() is not None
@@ -197,6 +196,32 @@ def test_a_throttle_paces_starts_below_the_rate_delivered():
     while limit.try_acquire() is not None:
         granted += 1
     assert granted == int(0.001 * limit.pace)
+
+
+def test_a_clump_of_answers_does_not_set_the_pace_above_the_cap():
+    """Answers that arrive together (a server's burst) count over two round trips, not their span.
+
+    At 2,000/s, then 100 answers in one instant: a rate taken over the clump alone
+    reads tens of thousands a second, and would pace far above the cap; over the
+    last two round trips it is (160 + 100) / 80 ms.
+    """
+    limit, clock = AdaptiveLimit(1000, initial=80, tune=True, backoff=0.9), Clock()
+    clock.feed(limit, BASE, rounds=4, rate=2000)
+    for _ in range(100):
+        limit.succeeded(limit.generation, BASE, clock.now)
+    limit.throttled(limit.generation)
+    assert limit.pace == pytest.approx(0.9 * (160 + 100) / (2 * BASE), rel=0.02)
+
+
+def test_a_second_burst_of_429s_paces_below_what_got_through():
+    """A 429 while paced takes the pace down to 0.9 of the lesser of the pace and the rate delivered."""
+    limit, clock = AdaptiveLimit(1000, initial=80, tune=True, backoff=0.9), Clock()
+    clock.feed(limit, BASE, rounds=4, rate=4000)
+    limit.throttled(limit.generation)
+    assert limit.pace == pytest.approx(0.9 * 4000, rel=0.02)
+    clock.feed(limit, BASE, rounds=4, rate=2000)  # what a 2,000/s cap lets through
+    limit.throttled(limit.generation)
+    assert limit.pace == pytest.approx(0.9 * 2000, rel=0.02)
 
 
 def test_pacing_ends_after_a_long_calm():
