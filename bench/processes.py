@@ -99,7 +99,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp, Server(data.templates()) as server:
         sids = Path(tmp) / "sids.txt"
         sids.write_text("\n".join(data.sids(args.lookups)) + "\n")
-        run_once(server.url, sids, 1, args.concurrency, server.pid)  # warm up the page cache and imports
+        # Warm up the page cache and the imports.
+        run_once(server.url, sids, 1, args.concurrency, server.pid)
         for _ in range(args.rounds):
             for processes in args.processes:
                 run = run_once(server.url, sids, processes, args.concurrency, server.pid)

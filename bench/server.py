@@ -114,7 +114,7 @@ class Server:
     @property
     def pid(self) -> int:
         """The server process's id (its CPU time is in ``/proc/<pid>/stat``)."""
-        assert self._process.pid is not None  # noqa: S101 - started in __init__
+        assert self._process.pid is not None
         return self._process.pid
 
     def close(self) -> None:

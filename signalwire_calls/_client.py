@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+import time
 import uuid
 import warnings
 from collections.abc import (
@@ -24,7 +25,7 @@ from collections.abc import (
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any, Self, cast
 
-from signalwire_calls._bulk import AdaptiveLimit, BulkProgress, fan_out
+from signalwire_calls._bulk import AdaptiveLimit, BulkProgress, LimitMemory, fan_out
 from signalwire_calls._checks import check_sid, sid_bytes
 from signalwire_calls._config import DEFAULT_MAX_BODY_SIZE, Settings, env_options, make_settings
 from signalwire_calls._errors import ConfigError, ConnectError, UnreachableError
@@ -204,6 +205,8 @@ class CallsClient:
         self._max_connections = max_connections
         emitter = Emitter(default_hooks() if hooks is None else hooks)
         self._concurrency = ConcurrencyGauge(emitter)
+        # Where the last self-tuning job settled: the next one starts there.
+        self._limit_memory = LimitMemory()
         self._requester = Requester(
             self._settings,
             retry=retry or RetryPolicy(),
@@ -501,6 +504,8 @@ class CallsClient:
             initial=min(_INITIAL_CONCURRENCY, ceiling),
             tune=True,
             backoff=_THROTTLE_BACKOFF,
+            cpu_clock=time.process_time,  # latency counts only while this process is idle
+            memory=self._limit_memory,
         )
 
     async def get_calls(

@@ -8,6 +8,13 @@ an :class:`AdaptiveLimit`, and a running job reports itself as
 from __future__ import annotations
 
 from signalwire_calls._bulk._job import MAX_THROTTLE_RETRIES, BulkProgress, Outcome, fan_out
-from signalwire_calls._bulk._limit import AdaptiveLimit
+from signalwire_calls._bulk._limit import AdaptiveLimit, LimitMemory
 
-__all__ = ["MAX_THROTTLE_RETRIES", "AdaptiveLimit", "BulkProgress", "Outcome", "fan_out"]
+__all__ = [
+    "MAX_THROTTLE_RETRIES",
+    "AdaptiveLimit",
+    "BulkProgress",
+    "LimitMemory",
+    "Outcome",
+    "fan_out",
+]

@@ -115,7 +115,7 @@ def fan_out(
     ordered: bool = ...,
     validate: Callable[[K], K] | None = ...,
     on_progress: Callable[[BulkProgress], None] | None = ...,
-    throttle_hook: contextvars.ContextVar[Callable[[], None] | None] | None = ...,
+    throttle_hook: contextvars.ContextVar[Callable[[], float | None] | None] | None = ...,
     distinct: bool = ...,
     compact: Callable[[K], bytes] | None = ...,
     abort: Callable[[Exception, int | None], BaseException | None] | None = ...,
@@ -135,7 +135,7 @@ def fan_out(
     ordered: bool = ...,
     validate: Callable[[K], K] | None = ...,
     on_progress: Callable[[BulkProgress], None] | None = ...,
-    throttle_hook: contextvars.ContextVar[Callable[[], None] | None] | None = ...,
+    throttle_hook: contextvars.ContextVar[Callable[[], float | None] | None] | None = ...,
     distinct: bool = ...,
     compact: Callable[[K], bytes] | None = ...,
     abort: Callable[[Exception, int | None], BaseException | None] | None = ...,
@@ -154,7 +154,7 @@ def fan_out(
     ordered: bool = False,
     validate: Callable[[K], K] | None = None,
     on_progress: Callable[[BulkProgress], None] | None = None,
-    throttle_hook: contextvars.ContextVar[Callable[[], None] | None] | None = None,
+    throttle_hook: contextvars.ContextVar[Callable[[], float | None] | None] | None = None,
     distinct: bool = False,
     compact: Callable[[K], bytes] | None = None,
     abort: Callable[[Exception, int | None], BaseException | None] | None = None,
@@ -194,7 +194,8 @@ def fan_out(
             must not break the job.
         throttle_hook: A context variable that code inside ``work`` (the HTTP retry
             middleware) calls on every 429 it sees; each worker sets it, once, to a
-            function that reports the throttle to this job's limit.
+            function that reports the throttle to this job's limit and returns how
+            long to wait before trying again (``None``: the caller's own backoff).
         distinct: The caller vouches that no key repeats: nothing is kept to
             de-duplicate, so memory is proportional to the concurrency only (a
             repeated key is then worked on again).
@@ -263,11 +264,16 @@ class _Ticket:
         self.throttled = False
         self.seen = seen
 
-    def signal(self) -> None:
-        """Report a throttle for the slot held now (the ``throttle_hook`` callback)."""
+    def signal(self) -> float | None:
+        """Report a throttle for the slot held now (the ``throttle_hook`` callback).
+
+        Returns:
+            The wait the limit suggests before the call is tried again.
+        """
         self.throttled = True
         self.limit.throttled(self.generation)
         self.seen()
+        return self.limit.throttle_wait()
 
 
 class _Job(Generic[K, V, R]):
@@ -295,7 +301,7 @@ class _Job(Generic[K, V, R]):
         ordered: bool,
         validate: Callable[[K], K] | None,
         on_progress: Callable[[BulkProgress], None] | None,
-        throttle_hook: contextvars.ContextVar[Callable[[], None] | None] | None,
+        throttle_hook: contextvars.ContextVar[Callable[[], float | None] | None] | None,
         wrap: Callable[[K, V | None, Exception | None], R],
         retry_hook: contextvars.ContextVar[Callable[[], None] | None] | None = None,
         on_limit_change: Callable[[int, int], None] | None = None,

@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import random
+import time
 from collections import deque
+from collections.abc import Callable
 from typing import Final
 
 from signalwire_calls._checks import check_count
 
-__all__ = ["AdaptiveLimit"]
+__all__ = ["AdaptiveLimit", "LimitMemory"]
 
 #: Startup doubles the limit while each round delivers this much more than the best before.
 _STARTUP_GROWTH: Final = 1.25
@@ -59,11 +62,56 @@ _PACE_MIN: Final = 1.0
 _RECENT: Final = 2048
 _RECENT_WINDOW: Final = 2.0
 
+#: With a CPU clock: a round in which this process used less than this share of
+#: one core is *idle* (its own CPU is not what slows the answers), and then a
+#: round whose mean round trip exceeds ``_LATENCY_TOLERANCE`` x the least one is
+#: *congested*: the limit goes to ``current * _LATENCY_TOLERANCE * base / mean``.
+_IDLE: Final = 0.8
+_LATENCY_TOLERANCE: Final = 1.1
+
+#: How long a :class:`LimitMemory` is trusted after its last settled round (seconds).
+MEMORY_SECONDS: Final = 600.0
+
 # The modes of a self-tuning limit.
 _STARTUP: Final = 0
 _CRUISE: Final = 1
 _PROBE_UP: Final = 2
 _PROBE_DOWN: Final = 3
+
+
+class LimitMemory:
+    """Where a client's self-tuning jobs leave what they settled on, for the next job.
+
+    A job's limit writes here at the end of each round it is not in startup: its
+    operating point (``target``) and, paced, its pace and the rate refused. The
+    next job's limit starts from there, probing as usual, instead of from 32
+    (as Linux keeps a destination's ssthresh and round trip in ``tcp_metrics``).
+    Memory older than :data:`MEMORY_SECONDS` is forgotten; the least round trip
+    is not kept (a new job measures its own, so a path that changed is not misread).
+    """
+
+    __slots__ = ("_clock", "pace", "refused", "target", "when")
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self.target = 0
+        self.pace = 0.0
+        self.refused = 0.0
+        self.when = -math.inf
+
+    def __repr__(self) -> str:
+        return f"<LimitMemory target={self.target} pace={self.pace:.0f}>"
+
+    def remember(self, target: int, pace: float, refused: float) -> None:
+        """Keep a settled round's operating point."""
+        self.target, self.pace, self.refused = target, pace, refused
+        self.when = self._clock()
+
+    def recall(self) -> tuple[int, float, float] | None:
+        """Return ``(target, pace, refused)`` if fresh enough, else ``None``."""
+        if self.target < 1 or self._clock() - self.when > MEMORY_SECONDS:
+            return None
+        return self.target, self.pace, self.refused
 
 
 class AdaptiveLimit:
@@ -105,7 +153,8 @@ class AdaptiveLimit:
       ``pace = backoff * recent``, where ``recent`` is the answers of the last
       ``2 * base`` seconds divided by ``2 * base`` (answers come in clumps: a
       round's own rate can overstate a cap several times over), or the pace in
-      force if that is less. Each
+      force if that is less, but at least half of it (or of the delivery rate
+      before pacing): one burst of 429s at most halves the pace. Each
       round without a 429 the pace grows by 2 %, but by 0.5 % within 5 % of the
       rate that was refused (TCP CUBIC's shape), and the limit is at least
       ``ceil(2 * pace * base)``, so the pace, not the window, holds the cap;
@@ -153,6 +202,8 @@ class AdaptiveLimit:
         backoff: float = 0.5,
         increase_after: int | None = None,
         increase_after_max: int | None = None,
+        cpu_clock: Callable[[], float] | None = None,
+        memory: LimitMemory | None = None,
     ) -> None:
         check_count("maximum", maximum)
         check_count("minimum", minimum)
@@ -180,9 +231,12 @@ class AdaptiveLimit:
         self._round_n = 0  # deliveries in this round
         self._round_rtt = 0.0  # the sum of its clean round trips
         self._round_rtt_n = 0
+        self._round_rtts: list[float] = []  # its clean round trips (with a CPU clock)
         self._round_min = math.inf  # its least round trip
         self._round_fresh = math.inf  # the least of the calls that started in it
         self._round_start: float | None = None  # when it began (the job's clock)
+        self._cpu_clock = cpu_clock
+        self._round_cpu = cpu_clock() if cpu_clock is not None else 0.0  # CPU time then
         self._now: float | None = None  # the latest completion time reported
         self._transition = False  # this round began with calls of an older limit
         self._base = math.inf  # the least round trip (allowed to drift up)
@@ -201,6 +255,7 @@ class AdaptiveLimit:
         self._pace = 0.0
         self._tokens = 0.0
         self._paced_at: float | None = None
+        self._cut_at: float | None = None  # when the pace was last cut
         self._refused_rate = 0.0  # the pace (or delivery rate) at the last 429
         self._calm = 0  # rounds since the last 429
         self._recent: deque[float] = deque(maxlen=_RECENT)  # when the latest answers came
@@ -209,7 +264,22 @@ class AdaptiveLimit:
         self._generation = 0
         self._successes = 0
         self._waiters: deque[asyncio.Future[None]] = deque()
+        self._memory = memory if tune else None
+        learned = self._memory.recall() if self._memory is not None else None
+        if learned is not None:
+            self._resume(*learned)
         self._needed = self._successes_needed()
+
+    def _resume(self, target: int, pace: float, refused: float) -> None:
+        """Start where an earlier job settled: at its target (and pace), probing, not in startup."""
+        self._current = self._target = self._best_limit = max(
+            self.minimum, min(self.maximum, target)
+        )
+        self._round_size = max(self._current, _ROUND_MIN)
+        self._mode = _CRUISE
+        if pace > 0:
+            self._pace, self._refused_rate = pace, refused
+            self._tokens = max(1.0, _PACE_BURST * pace)  # a first burst, as a warm bucket
 
     @property
     def current(self) -> int:
@@ -315,6 +385,10 @@ class AdaptiveLimit:
         """
         if generation < self._generation:
             return False
+        if self._pace and self._cut_at is not None and self._now is not None:
+            base = self._base if self._base < math.inf else _PACE_BURST
+            if self._now - self._cut_at < base:
+                return False  # sent before the cut could slow anything: the same burst
         self._successes = 0
         backoff = self._backoff
         if self.tune:
@@ -325,19 +399,35 @@ class AdaptiveLimit:
             # Pace starts below what was delivered when refused (over the last two
             # round trips: answers come in clumps, and a round's own rate
             # overstates a cap several times over); below the pace if that is less.
-            refused = self._recent_rate() or max(self._rate, self._partial_rate())
-            if self._pace:
-                refused = min(self._pace, refused)
+            # One burst of 429s at most halves it: while refused calls wait out
+            # their backoff, what gets through is no measure of the cap.
+            recent = self._recent_rate()
+            ref = self._pace or max(self._rate, recent or self._partial_rate())
+            refused = max(min(ref, recent or ref), 0.5 * ref)
             if refused > 0:
-                self._refused_rate = refused
+                # Where the curve flattens next (CUBIC's W_max): the pace that was
+                # refused; before pacing, the best estimate of the cap there is.
+                self._refused_rate = self._pace or refused
                 self._pace = max(_PACE_MIN, self._backoff * refused)
                 self._tokens = 0.0
-                self._paced_at = self._now
+                self._paced_at = self._cut_at = self._now
         if self._current <= self.minimum:
             return False
         new = max(self.minimum, int(self._current * backoff))
         self._target = new
         return self._set(new, "throttled")
+
+    def throttle_wait(self) -> float | None:
+        """How long a throttled call should wait before its retry (``None``: its own backoff).
+
+        Self-tuning, the pace already slows the job after a 429, so a refused call
+        waits one to two least round trips (jittered), not a backoff of up to a
+        second that would hold its slot and leave the job's last calls waiting.
+        A service's Retry-After still wins (the middleware honours it first).
+        """
+        if not self.tune or self._base == math.inf:
+            return None
+        return self._base * (1.0 + random.random())  # noqa: S311 - jitter, not a secret
 
     def _recent_rate(self) -> float:
         """The answers per second over the last two least round trips (0: too few to tell)."""
@@ -402,6 +492,8 @@ class AdaptiveLimit:
         if rtt is not None:
             self._round_rtt += rtt
             self._round_rtt_n += 1
+            if self._cpu_clock is not None:
+                self._round_rtts.append(rtt)
             if rtt < self._round_min:  # noqa: PLR1730 - per answer: min() is a call, slower
                 self._round_min = rtt
             start = self._round_start
@@ -433,6 +525,9 @@ class AdaptiveLimit:
         # the path allows, so calls wait somewhere (the service, or this process).
         queued = fresh < math.inf and fresh > _QUEUE_TOLERANCE * self._base
         start, now = self._round_start, self._now
+        idle = self._idle(start, now)
+        rtts = self._round_rtts
+        self._round_rtts = []
         self._round_n = self._round_rtt_n = 0
         self._round_rtt = 0.0
         self._round_min = self._round_fresh = math.inf
@@ -445,6 +540,14 @@ class AdaptiveLimit:
         else:
             return False
         self._rate = rate
+        if self._memory is not None and self._mode != _STARTUP:
+            self._memory.remember(self._target, self._pace, self._refused_rate)
+        return self._decide(rate, transition=transition, queued=queued, rtts=rtts, idle=idle)
+
+    def _decide(
+        self, rate: float, *, transition: bool, queued: bool, rtts: list[float], idle: bool
+    ) -> bool:
+        """Move the limit after a round, by the mode it is in (the rule above)."""
         current = self._current
         if self._pace:
             return self._paced_round(current)
@@ -452,6 +555,9 @@ class AdaptiveLimit:
             return self._startup_round(rate, current)
         if transition:
             return False  # mixed: calls of the old limit and the new
+        median = self._congestion(rtts) if idle else 0.0
+        if median:
+            return self._ease(median, current)
         if self._mode == _CRUISE:
             return self._cruise_round(rate, current, queued=queued)
         return self._probe_round(rate, current, queued=queued)
@@ -481,6 +587,37 @@ class AdaptiveLimit:
             self._target = max(self._best_limit, min(current, math.ceil(bdp)))
         self._ref = 0.0
         return self._set(self._target, "startup")
+
+    def _congestion(self, rtts: list[float]) -> float:
+        """The round's median round trip if over 1.1 x base (a queue), else 0.
+
+        The median, not the mean: the calls that opened a connection (a probe's
+        new slots) take a handshake longer, and must not read as a queue.
+        """
+        if not rtts:
+            return 0.0
+        median = sorted(rtts)[len(rtts) // 2]
+        return median if median > _LATENCY_TOLERANCE * self._base else 0.0
+
+    def _idle(self, start: float | None, now: float | None) -> bool:
+        """Whether this process used less than ``_IDLE`` of a core over the round just ended."""
+        clock = self._cpu_clock
+        if clock is None:
+            return False
+        cpu = clock()
+        used, self._round_cpu = cpu - self._round_cpu, cpu
+        if start is None or now is None or now <= start:
+            return False
+        return used < _IDLE * (now - start)
+
+    def _ease(self, rtt: float, current: int) -> bool:
+        """Take the limit down to what the least round trip (with tolerance) allows."""
+        new = max(self.minimum, int(current * _LATENCY_TOLERANCE * self._base / rtt))
+        self._target = min(new, self._target)
+        self._ref, self._step = 0.0, _STEP_MIN
+        self._wait = self._wait_max = min(_WAIT_MAX, 2 * self._wait_max)
+        self._mode = _CRUISE
+        return self._set(self._target, "latency")
 
     def _cruise_round(self, rate: float, current: int, *, queued: bool) -> bool:
         """Hold the target, and start a probe when it is time."""

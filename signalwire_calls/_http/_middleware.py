@@ -37,10 +37,11 @@ __all__ = ["AttemptsExhaustedError", "RetryMiddleware", "retry_listener", "throt
 log = logging.getLogger("signalwire_calls")
 
 #: Set by a bulk job so that every 429 seen by its requests, even one that is
-#: then retried successfully, shrinks the job's concurrency.
-throttle_listener: contextvars.ContextVar[Callable[[], None] | None] = contextvars.ContextVar(
-    "signalwire_calls_throttle_listener", default=None
-)
+#: then retried successfully, shrinks the job's concurrency. It returns how long
+#: to wait before the retry when the answer gives no Retry-After (``None``: the
+#: policy's backoff): a job that paces its requests needs no long jittered wait.
+throttle_listener: contextvars.ContextVar[Callable[[], float | None] | None]
+throttle_listener = contextvars.ContextVar("signalwire_calls_throttle_listener", default=None)
 #: Set by a bulk job to count the retries of its requests (for its progress).
 retry_listener: contextvars.ContextVar[Callable[[], None] | None] = contextvars.ContextVar(
     "signalwire_calls_retry_listener", default=None
@@ -249,15 +250,18 @@ class RetryMiddleware:
         self, response: aiohttp.ClientResponse, attempt: int, attempts: int
     ) -> float | None:
         """Return how long to wait before retrying a retryable status, or ``None`` to stop."""
+        suggested = None
         if response.status == 429:  # noqa: PLR2004
             self.throttled += 1
             listener = throttle_listener.get()
             if listener is not None:
-                listener()
+                suggested = listener()
         hint = parse_retry_after(response.headers.get(hdrs.RETRY_AFTER))
         if attempt >= attempts or (hint is not None and hint > self.policy.max_retry_after):
             return None  # out of attempts, or a too-long hint that is not slept on
-        return hint if hint is not None else self.policy.backoff(attempt, self.rng)
+        if hint is not None:
+            return hint
+        return suggested if suggested is not None else self.policy.backoff(attempt, self.rng)
 
     async def _read_capped(self, response: aiohttp.ClientResponse) -> None:
         """Read the body inside the attempt, refusing more than ``max_body_size`` bytes."""

@@ -7,14 +7,28 @@ import asyncio
 import heapq
 import random
 import uuid
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from signalwire_calls._bulk import AdaptiveLimit, fan_out
+from signalwire_calls._bulk._limit import MEMORY_SECONDS, LimitMemory
 from signalwire_calls._bulk._seen import SeenKeys
 from signalwire_calls._checks import sid_bytes
 from signalwire_calls._errors import NotFoundError
 
 BASE = 0.040
+
+
+class SimTime:
+    """The simulated time, published for a fake CPU clock (``simulate`` sets it)."""
+
+    now = 0.0
+
+
+def cpu_clock(share: float) -> Callable[[], float]:
+    """A process CPU clock that uses ``share`` of a core in simulated time."""
+    return lambda: share * SimTime.now
 
 
 class Clock:
@@ -62,6 +76,7 @@ def simulate(
     """
     rng = random.Random(seed)
     now, seq, cpu_free, tokens, refill = start, 0, start, burst, start
+    SimTime.now = start
     replies: list[tuple[float, int, float, int, bool]] = []
     at_server: list[float] = []  # when each request in the server is answered
     answered = refused = 0
@@ -85,6 +100,7 @@ def simulate(
             heapq.heappush(replies, (done, seq, now, generation, ok))
             seq += 1
         now, _, started, generation, ok = heapq.heappop(replies)
+        SimTime.now = now
         if ok:
             answered += 1
             limit.succeeded(generation, now - started, now)
@@ -95,9 +111,9 @@ def simulate(
     return answered / seconds, refused / max(1, answered + refused)
 
 
-def tuned() -> AdaptiveLimit:
-    """A limit as the client builds it by default."""
-    return AdaptiveLimit(1000, initial=32, tune=True, backoff=0.9)
+def tuned(**options: Any) -> AdaptiveLimit:
+    """A limit as the client builds it by default (less the CPU clock, unless given)."""
+    return AdaptiveLimit(1000, initial=32, tune=True, backoff=0.9, **options)
 
 
 def test_startup_doubles_while_the_delivered_rate_grows():
@@ -150,6 +166,79 @@ def test_capacity_is_found_not_overshot():
     assert rate >= 0.85 * 100 / BASE
     assert 85 <= limit.current <= 115
     assert limit.base_rtt == pytest.approx(BASE, rel=0.05)
+
+
+def test_an_idle_client_reads_a_slower_median_as_the_capacity():
+    """An idle process reads a slower median round trip as the service's capacity.
+
+    With a CPU clock showing the process idle, a median over 1.1 x base takes the
+    limit down: held at 100 (within 10 %), at >= 0.9 of 100 / 40 ms once settled.
+    """
+    limit = tuned(cpu_clock=cpu_clock(0.3))
+    simulate(limit, capacity=100)
+    for _ in range(limit.in_flight):  # the first run's last calls, abandoned
+        limit.release()
+    rate, _ = simulate(limit, capacity=100, start=4.0)
+    assert 90 <= limit.current <= 112
+    assert rate >= 0.9 * 100 / BASE
+
+
+def test_a_busy_client_ignores_its_own_latency():
+    """A CPU-bound client still grows past the knee: latency counts only when idle.
+
+    The CPU clock shows a whole core used, so the rising round trip is the
+    client's own queue, and the rate-based probes decide.
+    """
+    limit = tuned(cpu_clock=cpu_clock(1.0))
+    rate, _ = simulate(limit, cpu_rate=9000)
+    assert rate >= 0.9 * 9000
+    assert limit.current >= 400
+
+
+def test_a_second_job_starts_where_the_first_settled():
+    """A memory shared by two limits: the second starts at the first's target, not at 32."""
+    memory = LimitMemory()
+    first = tuned(memory=memory, cpu_clock=cpu_clock(0.3))
+    simulate(first, capacity=100)
+    learned = memory.recall()
+    assert learned is not None
+    target, pace, _ = learned
+    assert 80 <= target <= 130
+    assert 0.0 == pace
+    second = tuned(memory=memory)
+    assert target == second.current
+    rate, _ = simulate(second, capacity=100, seconds=1.0)  # no startup, no overshoot
+    assert second.max_in_flight <= 1.3 * target
+    assert rate >= 0.8 * 100 / BASE
+
+
+def test_a_remembered_pace_paces_the_next_job_from_its_start():
+    """After a rate cap, the next job is paced from its first call: few 429s at once."""
+    memory = LimitMemory()
+    simulate(tuned(memory=memory), cap=2000)
+    learned = memory.recall()
+    assert learned is not None
+    assert 1600 <= learned[1] <= 2200
+    second = tuned(memory=memory)
+    assert second.pace == learned[1]
+    rate, share = simulate(second, cap=2000, seconds=2.0)
+    assert rate >= 0.9 * 2000
+    assert share <= 0.01
+
+
+def test_memory_is_forgotten_after_a_while_and_ignored_when_pinned():
+    """Memory older than MEMORY_SECONDS is not used; a pinned limit neither reads nor writes it."""
+    now = [0.0]
+    memory = LimitMemory(clock=lambda: now[0])
+    memory.remember(200, 0.0, 0.0)
+    assert 200 == tuned(memory=memory).current
+    pinned = AdaptiveLimit(64, memory=memory)
+    assert 64 == pinned.current
+    Clock().feed(pinned, BASE, rounds=4)
+    assert (200, 0.0, 0.0) == memory.recall()
+    now[0] = MEMORY_SECONDS + 1
+    assert memory.recall() is None
+    assert 32 == tuned(memory=memory).current
 
 
 def test_a_rising_capacity_is_found_by_probing():
@@ -341,3 +430,14 @@ async def test_round_trips_come_from_the_injected_clock():
 
     [o async for o in fan_out(range(64), work, concurrency=limit, clock=clock)]
     assert limit.base_rtt == pytest.approx(0.020)
+
+
+def test_a_throttled_call_waits_one_to_two_round_trips_when_self_tuning():
+    """Self-tuning (the pace slows the job), a 429's retry waits base..2 x base; pinned, its backoff."""
+    limit, clock = tuned(), Clock()
+    assert limit.throttle_wait() is None  # no round trip measured yet
+    clock.feed(limit, BASE, rounds=1)
+    waits = [limit.throttle_wait() for _ in range(200)]
+    assert all(w is not None and BASE <= w <= 2 * BASE for w in waits)
+    assert len(set(waits)) > 100  # jittered
+    assert AdaptiveLimit(10).throttle_wait() is None

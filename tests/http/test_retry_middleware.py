@@ -271,3 +271,21 @@ async def test_throttle_listener_sees_each_429(scripted, sleeps):
     finally:
         throttle_listener.reset(token)
     assert seen == [1, 1]
+
+
+async def test_a_bulk_jobs_suggested_wait_replaces_the_backoff_of_a_429(scripted, sleeps):
+    """The listener's suggested wait is slept after a 429 without Retry-After; Retry-After wins."""
+    from signalwire_calls._http import throttle_listener
+
+    scripted.script = [
+        Reply(429, {}),
+        Reply(429, {}, headers={"Retry-After": "3"}),
+        Reply(200, sample("call_real_2024.json")),
+    ]
+    token = throttle_listener.set(lambda: 0.042)
+    try:
+        async with make_client(scripted, sleeps) as client:
+            await client.get_call(SID)
+    finally:
+        throttle_listener.reset(token)
+    assert sleeps.waits == [0.042, 3.0]
