@@ -57,6 +57,10 @@ _PACE_PLATEAU: Final = 0.95
 _PACE_BURST: Final = 0.05
 _PACE_ROUNDS: Final = 64
 _PACE_MIN: Final = 1.0
+#: Below the plateau the pace closes this share of the gap to it per round.
+_PACE_CLOSE: Final = 0.25
+#: One burst of 429s leaves at least this share of the pace (before ``backoff``).
+_PACE_FLOOR: Final = 0.75
 #: The answers whose times are kept, and the window (in least round trips) over
 #: which they measure the rate a 429 anchors the pace to.
 _RECENT: Final = 2048
@@ -144,26 +148,40 @@ class AdaptiveLimit:
       1) and the next probe follows at once. It is a *draw*, also kept but with
       the smallest step, if nothing was queued and ``rate`` fell by less than
       ``step / 2``. Otherwise the target stays. After a draw or a loss the wait
-      before the next probe doubles, from 2 rounds to 16. Latency alone never
-      lowers the limit: a probe that delivers as much with fewer calls does;
+      before the next probe doubles, from 2 rounds to 16;
+    * **latency, when idle** (with a ``cpu_clock``; the client passes
+      :func:`time.process_time`): a round out of startup in which this process
+      used less than 0.8 of a core, and whose *median* round trip exceeds
+      ``1.1 * base``, is a queue that is not this process's own CPU (a
+      service's capacity): ``target = current * 1.1 * base / median``, as
+      TCP Vegas and Gradient2 would (the median, so that the handshakes of a
+      probe's new connections do not count). A busy process's latency is its
+      own queue and never lowers the limit: there only a probe that delivers as
+      much with fewer calls does;
     * **a throttle** (HTTP 429, once per burst) multiplies the limit by
       ``backoff`` (0.9 in the client; 0.5 in startup, which overshoots by up to
       twice) and *paces* starts, as AWS's adaptive retry mode does, with a token
       bucket (one ``base`` of tokens deep, on the answers' clock) filled at
-      ``pace = backoff * recent``, where ``recent`` is the answers of the last
-      ``2 * base`` seconds divided by ``2 * base`` (answers come in clumps: a
-      round's own rate can overstate a cap several times over), or the pace in
-      force if that is less, but at least half of it (or of the delivery rate
-      before pacing): one burst of 429s at most halves the pace. Each
-      round without a 429 the pace grows by 2 %, but by 0.5 % within 5 % of the
-      rate that was refused (TCP CUBIC's shape), and the limit is at least
+      ``pace = backoff * max(rate, recent)``, where ``recent`` is the answers
+      of the last ``2 * base`` seconds divided by ``2 * base`` (a partial
+      round's rate can overstate a cap several times over: answers come in
+      clumps). Already paced, ``pace = backoff * min(pace, recent)``, but at
+      least ``0.75 * backoff * pace`` (right after an overshoot, while refused
+      calls wait out their retries, what gets through is no measure of the cap).
+      A refused call's retry takes a token too (into debt if none is left), so
+      a burst of them is retried at the pace. Each round without a 429 the pace
+      closes a quarter of its gap to 95 % of the pace that was refused (at
+      least 2 %), grows by 0.5 % within 5 % of it, and by 2 % past it (TCP
+      CUBIC's shape: quickly back, slowly across, quickly again if the cap
+      moved); and the limit is at least
       ``ceil(2 * pace * base)``, so the pace, not the window, holds the cap;
       after 64 rounds without a 429 pacing ends and probing resumes.
 
     So the limit grows while what is delivered grows, even when latency rises
     with it (a CPU-bound client), stops where more calls slow every reply (a
     service's capacity), and holds a rate cap with few 429s, always between
-    ``minimum`` and ``maximum``.
+    ``minimum`` and ``maximum``. With a :class:`LimitMemory`, a new limit
+    starts where the last one settled (its target and pace), out of startup.
 
     A slot is granted only while ``in_flight < current`` (and, paced, when a
     token is left or nothing is in flight), so in-flight work never exceeds the
@@ -186,6 +204,9 @@ class AdaptiveLimit:
             successes ever needed to add one slot: a large limit cut down by a few
             scattered 429s then wins its slots back within a few hundred calls,
             while a small one still grows one slot per window.
+        cpu_clock: The process's CPU time (``time.process_time``), for the
+            latency rule; without it latency never lowers the limit.
+        memory: Where to start from and to write back what this limit settles on.
 
     Raises:
         ValueError: A bound is not a positive integer, ``initial`` is not between
@@ -396,14 +417,19 @@ class AdaptiveLimit:
                 backoff = 0.5  # startup overshoots by up to twice: halve, as in TCP
             self._mode = _CRUISE
             self._calm = 0
-            # Pace starts below what was delivered when refused (over the last two
-            # round trips: answers come in clumps, and a round's own rate
-            # overstates a cap several times over); below the pace if that is less.
-            # One burst of 429s at most halves it: while refused calls wait out
-            # their backoff, what gets through is no measure of the cap.
+            # Pace starts below what was delivered when refused: the last full
+            # round's rate, or the answers of the last two round trips if more
+            # (not the round so far: answers come in clumps, and a part of a round
+            # can overstate a cap several times over). Paced, below the pace, if
+            # what got through was less; but one burst of 429s at most halves it:
+            # while refused calls wait out their backoff, what gets through is no
+            # measure of the cap.
             recent = self._recent_rate()
-            ref = self._pace or max(self._rate, recent or self._partial_rate())
-            refused = max(min(ref, recent or ref), 0.5 * ref)
+            if self._pace:
+                pace = self._pace
+                refused = max(min(pace, recent or pace), _PACE_FLOOR * pace)
+            else:  # the last full round, or the last two round trips if more
+                refused = max(self._rate, recent or self._partial_rate())
             if refused > 0:
                 # Where the curve flattens next (CUBIC's W_max): the pace that was
                 # refused; before pacing, the best estimate of the cap there is.
@@ -423,11 +449,23 @@ class AdaptiveLimit:
         Self-tuning, the pace already slows the job after a 429, so a refused call
         waits one to two least round trips (jittered), not a backoff of up to a
         second that would hold its slot and leave the job's last calls waiting.
-        A service's Retry-After still wins (the middleware honours it first).
+        Paced, the retry also takes a pacing token (into debt if none is left)
+        and waits, in addition, until that token accrues: a burst of refused calls
+        is retried at the pace. A service's Retry-After still wins (the
+        middleware honours it first).
         """
         if not self.tune or self._base == math.inf:
             return None
-        return self._base * (1.0 + random.random())  # noqa: S311 - jitter, not a secret
+        jitter = self._base * (1.0 + random.random())  # noqa: S311 - jitter, not a secret
+        if not self._pace:
+            return jitter
+        # Paced, a retry is a start like any other: it takes a token now, into
+        # debt if none is left, and waits until that token would have accrued.
+        # So a burst of 429s is retried at the pace, not all at once, and new
+        # starts wait until the debt is repaid.
+        self._accrue()
+        self._tokens -= 1
+        return jitter + max(0.0, -self._tokens) / self._pace
 
     def _recent_rate(self) -> float:
         """The answers per second over the last two least round trips (0: too few to tell)."""
@@ -668,8 +706,12 @@ class AdaptiveLimit:
         # Concave up to the rate refused, flat around it, convex past it (the cap
         # moved): TCP CUBIC's shape.
         refused = self._refused_rate
-        near = _PACE_PLATEAU * refused <= self._pace <= refused / _PACE_PLATEAU
-        self._pace *= 1 + (_PACE_SLOW if near else _PACE_FAST)
+        pace, below = self._pace, _PACE_PLATEAU * refused
+        if pace < below:  # far below: close a quarter of the gap a round (at least 2 %)
+            self._pace = pace + max(pace * _PACE_FAST, (below - pace) * _PACE_CLOSE)
+        else:
+            near = pace <= refused / _PACE_PLATEAU
+            self._pace = pace * (1 + (_PACE_SLOW if near else _PACE_FAST))
         # Room for the pace (BBR's window: twice rate x least round trip); never
         # shrunk here, as a decrease would open a generation and make the next
         # 429 stale.
@@ -679,6 +721,14 @@ class AdaptiveLimit:
 
     def _token(self) -> bool:
         """Take a pacing token if one has accrued (on the answers' clock)."""
+        self._accrue()
+        if self._tokens >= 1:
+            self._tokens -= 1
+            return True
+        return False
+
+    def _accrue(self) -> None:
+        """Add the tokens accrued since the last answer (a debt of retries is repaid first)."""
         now = self._now
         if now is not None:
             last = self._paced_at
@@ -690,10 +740,6 @@ class AdaptiveLimit:
                 burst = max(1.0, base * self._pace)
                 self._tokens = min(burst, self._tokens + (now - last) * self._pace)
                 self._paced_at = now
-        if self._tokens >= 1:
-            self._tokens -= 1
-            return True
-        return False
 
     def _set(self, new: int, reason: str) -> bool:  # noqa: ARG002 - for an observer's hook
         """Change the limit: the one place its value changes.

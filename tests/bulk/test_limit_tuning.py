@@ -271,11 +271,15 @@ def test_throttle_in_startup_halves_then_later_bursts_cut_a_tenth():
 
 
 def test_a_throttle_paces_starts_below_the_rate_delivered():
-    """After a 429, starts are paced at 0.9 of the last two round trips' answers, which bounds starts."""
+    """After a 429, starts are paced at 0.9 of the rate delivered, which bounds starts.
+
+    The last full round (64 answers in 40 ms) delivered more than the last two
+    round trips did (32 + 64 in 80 ms), so it sets the pace.
+    """
     limit, clock = tuned(), Clock()
     clock.feed(limit, BASE, rounds=2)  # 32 answers in 40 ms, then 64 in the next 40 ms
     limit.throttled(limit.generation)
-    assert limit.pace == pytest.approx(0.9 * (32 + 64) / (2 * BASE), rel=0.01)
+    assert limit.pace == pytest.approx(0.9 * 64 / BASE, rel=0.01)
     # 1 ms after the last answer, with one call in flight, a burst of starts gets
     # only the tokens of that millisecond (the first call in flight is free).
     assert limit.try_acquire() is not None
@@ -303,14 +307,22 @@ def test_a_clump_of_answers_does_not_set_the_pace_above_the_cap():
 
 
 def test_a_second_burst_of_429s_paces_below_what_got_through():
-    """A 429 while paced takes the pace down to 0.9 of the lesser of the pace and the rate delivered."""
-    limit, clock = AdaptiveLimit(1000, initial=80, tune=True, backoff=0.9), Clock()
-    clock.feed(limit, BASE, rounds=4, rate=4000)
-    limit.throttled(limit.generation)
-    assert limit.pace == pytest.approx(0.9 * 4000, rel=0.02)
-    clock.feed(limit, BASE, rounds=4, rate=2000)  # what a 2,000/s cap lets through
-    limit.throttled(limit.generation)
-    assert limit.pace == pytest.approx(0.9 * 2000, rel=0.02)
+    """A 429 while paced: 0.9 x the lesser of pace and rate delivered, but at most a 0.75 cut.
+
+    After the first 429 at 4,000/s, a cap lets 3,000/s through: the next pace is
+    0.9 x 3,000. Had only 1,000/s got through (refused calls waiting out their
+    retries), the pace would drop by 0.9 x 0.75 at most.
+    """
+    for delivered in (3000, 1000):
+        limit, clock = AdaptiveLimit(1000, initial=80, tune=True, backoff=0.9), Clock()
+        clock.feed(limit, BASE, rounds=4, rate=4000)
+        limit.throttled(limit.generation)
+        assert limit.pace == pytest.approx(0.9 * 4000, rel=0.02)
+        clock.feed(limit, BASE, rounds=2, rate=delivered)
+        before = limit.pace
+        assert before is not None
+        limit.throttled(limit.generation)
+        assert limit.pace == pytest.approx(0.9 * max(delivered, 0.75 * before), rel=0.02)
 
 
 def test_pacing_ends_after_a_long_calm():
@@ -441,3 +453,22 @@ def test_a_throttled_call_waits_one_to_two_round_trips_when_self_tuning():
     assert all(w is not None and BASE <= w <= 2 * BASE for w in waits)
     assert len(set(waits)) > 100  # jittered
     assert AdaptiveLimit(10).throttle_wait() is None
+
+
+def test_paced_retries_take_tokens_and_are_spread_at_the_pace():
+    """Paced, each refused call's retry takes a token: a burst of them is spread at the pace.
+
+    New starts wait until that debt is repaid.
+    """
+    limit, clock = tuned(), Clock()
+    clock.feed(limit, BASE, rounds=2)
+    limit.throttled(limit.generation)
+    pace = limit.pace
+    assert pace is not None
+    waits = [limit.throttle_wait() for _ in range(100)]
+    assert all(w is not None for w in waits)
+    # The 100th retry waits for 100 tokens' worth (at most a base and a jitter sooner).
+    assert waits[-1] == pytest.approx(100 / pace, abs=2 * BASE)
+    assert waits[0] <= 2 * BASE + 1 / pace
+    assert limit.try_acquire() is not None  # one call in flight is always allowed
+    assert limit.try_acquire() is None  # the next waits: the retries hold the tokens
