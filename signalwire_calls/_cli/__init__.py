@@ -18,6 +18,7 @@ The CLI needs the ``cli`` extra (click and rich); without it, it says so in one 
 
 from __future__ import annotations
 
+import gc
 import sys
 from typing import TYPE_CHECKING, NoReturn
 
@@ -42,6 +43,11 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
         )
         sys.exit(EXIT_USAGE)
     from signalwire_calls._cli._app import cli  # noqa: PLC0415 - only once the extra is known
+
+    # The command line is an application: what the imports made lives as long as
+    # the process, and need not be traversed by every collection of a bulk job
+    # (most of which are of objects alive for one lookup).
+    gc.freeze()
 
     cli.main(args=list(argv) if argv is not None else None, prog_name="signalwire-calls")
     sys.exit(0)  # pragma: no cover - click's standalone mode always exits itself

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import multiprocessing
 import os
 import queue
@@ -119,6 +120,7 @@ def _worker(  # noqa: PLR0917 - a Process target takes its arguments positionall
 ) -> None:
     """A worker process: run shards off ``tasks`` until told to stop or none is left."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
+    gc.freeze()  # as the command does: the imports live as long as the worker
     try:
         asyncio.run(_work(setup, tasks, results, stop, parent))
     except (AuthenticationError, PermissionDeniedError) as err:
