@@ -22,6 +22,7 @@ Usage::
 
     python bench/chaos.py               # 50,000 lookups + 5,000 listed (nox -s chaos)
     python bench/chaos.py --short       # 10,000 lookups + 2,000 listed, ~20-40 s
+    python bench/chaos.py --tune        # the self-tuning limit (ceiling: --concurrency)
     python bench/chaos.py --lookups 2000 --listed 1000 --json
 """
 
@@ -66,6 +67,7 @@ class Config:
     malformed: int = 50
     duplicates: int = 2_000
     concurrency: int = 64
+    tune: bool = False  # self-tuning up to ``concurrency`` instead of pinned at it
     seed: int = 1
     error_rate: float = 0.07
     rate_limit_rate: float = 0.04
@@ -215,9 +217,12 @@ async def soak(config: Config, info: dict[str, Any], report: Report) -> None:  #
         report.max_in_flight = max(report.max_in_flight, p.in_flight)
 
     async with client:
-        async for result in client.iter_call_results(
-            stream, concurrency=config.concurrency, on_progress=progress
-        ):
+        bound = (
+            {"max_concurrency": config.concurrency}
+            if config.tune
+            else {"concurrency": config.concurrency}
+        )
+        async for result in client.iter_call_results(stream, on_progress=progress, **bound):
             sid = result.sid
             if sid in index:
                 seen[index[sid]] += 1
@@ -387,10 +392,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lookups", type=int, help="calls held by the emulator and looked up")
     parser.add_argument("--listed", type=int, help="calls to list with iter_calls")
     parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument(
+        "--tune", action="store_true", help="self-tuning, with --concurrency as its ceiling"
+    )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--json", action="store_true", help="print one JSON line of figures")
     args = parser.parse_args(argv)
-    config = Config(concurrency=args.concurrency, seed=args.seed)
+    config = Config(concurrency=args.concurrency, tune=args.tune, seed=args.seed)
     if args.short:
         config.lookups, config.listed, config.missing, config.duplicates = 10_000, 2_000, 100, 400
     if args.lookups is not None:
