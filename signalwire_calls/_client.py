@@ -65,7 +65,7 @@ log = logging.getLogger("signalwire_calls")
 _GROWTH_STEP = 8
 #: The ceiling of a self-tuning bulk job's concurrency (the docs cite it).
 MAX_CONCURRENCY = 1000
-#: Where a self-tuning bulk job starts (it doubles each round trip from here).
+#: Where a self-tuning bulk job starts, unless the client's last job settled somewhere.
 _INITIAL_CONCURRENCY = 32
 #: What a self-tuning job multiplies its limit by on a burst of 429s.
 _THROTTLE_BACKOFF = 0.9
@@ -404,12 +404,14 @@ class CallsClient:
 
         The input is streamed (it may be a huge iterable or an async iterable) and
         each distinct SID is fetched once. By default the number of requests in
-        flight tunes itself (see :doc:`/bulk`): it starts at 32, doubles each
-        round trip while latency holds, settles where more requests would only
-        queue (in the service, the network or this process), backs off when
-        latency rises, and is cut by 10 % on a burst of 429s; always between 1 and
-        ``max_concurrency``. ``concurrency=N`` pins it at N instead (halved on 429s,
-        grown back after successes). A bulk job's requests do not count against
+        flight tunes itself (see :doc:`/bulk`): it starts at 32 (or where this
+        client's last job settled, within ten minutes), doubles each round while
+        the answers per second grow, settles where more requests would not
+        deliver more, eases when the round trip rises while this process is idle
+        (a service's capacity), and on a burst of 429s is cut by 10 % and paced
+        just below what got through; always between 1 and ``max_concurrency``.
+        ``concurrency=N`` pins it at N instead (halved on 429s, grown back after
+        successes). A bulk job's requests do not count against
         ``max_connections``: the job's limit bounds them.
 
         A SID that was only rate-limited is tried again rather than reported. A
