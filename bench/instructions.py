@@ -33,7 +33,12 @@ import data
 import measure
 from server import Server
 
-NAMES = {"a": "raw aiohttp GET + read", "b": "signalwire-calls iter_call_results", "c": "twilio"}
+NAMES = {
+    "a": "raw aiohttp GET + read",
+    "b": "signalwire-calls iter_call_results",
+    "c": "twilio",
+    "t": "signalwire-calls, self-tuning",
+}
 WARM = 300
 SMALL, LARGE = 500, 2_500
 
@@ -45,9 +50,24 @@ def _child(kind: str, lookups: int, url: str) -> None:
 
     async def main() -> None:
         measure._warm = lambda s, _c: s[:WARM]  # noqa: SLF001 - the same warm-up for both sizes
-        await measure.RUNNERS[kind](url, sids, 100)
+        await {**measure.RUNNERS, "t": _self_tuning}[kind](url, sids, 100)
 
     asyncio.run(main())
+
+
+async def _self_tuning(url: str, sids: list[str], _concurrency: int) -> float:
+    """(t) ``iter_call_results`` with its defaults: the self-tuning limit, as users run it."""
+    async with measure.make_client(url) as client:
+
+        async def lookups(keys: list[str]) -> int:
+            n = 0
+            async for result in client.iter_call_results(keys):
+                if result.call is None:
+                    raise RuntimeError(f"lookup failed: {result.error!r}")
+                n += 1
+            return n
+
+        return await measure._timed(sids, 0, lookups)  # noqa: SLF001 - the shared timer
 
 
 def _count(kind: str, lookups: int, url: str) -> int:
@@ -66,7 +86,9 @@ def _count(kind: str, lookups: int, url: str) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--contenders", default="abc", help="any of a, b, c (default: abc)")
+    parser.add_argument(
+        "--contenders", default="abc", help="any of a, b, c, t (self-tuning; default: abc)"
+    )
     parser.add_argument("--child", nargs=3, metavar=("KIND", "N", "URL"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
