@@ -84,6 +84,61 @@ async def test_in_flight_never_exceeds_concurrency():
     assert 0 == limit.in_flight
 
 
+async def test_workers_follow_the_current_limit_not_its_maximum():
+    """Below its maximum the limit runs only as many workers as it grants slots.
+
+    A worker more would hold a key and wait for a slot: a future and a task switch
+    per key. So no call ever waits in ``acquire`` while the limit is steady.
+    """
+    workers = []
+    waits = 0
+    limit = AdaptiveLimit(100, initial=6, increase_after=10**6)
+    acquire = limit.acquire
+
+    async def counted_acquire():
+        nonlocal waits
+        waits += 1
+        return await acquire()
+
+    limit.acquire = counted_acquire
+
+    async def work(key):
+        workers.append(len(others()))  # the job's tasks (the consumer is this one)
+        await settle(10)
+        return key
+
+    outcomes = await collect(fan_out(range(200), work, concurrency=limit))
+
+    assert 200 == len(outcomes)
+    assert 6 == limit.current == max(workers)
+    assert 0 == waits
+
+
+async def test_workers_retire_after_a_cut_and_return_when_it_grows():
+    """A cut retires the workers above the new limit; a raised limit spawns them again."""
+    live = []
+    limit = AdaptiveLimit(16, increase_after=10**6)
+
+    async def work(key):
+        live.append((key, len(others())))
+        if key == 40:
+            limit._set(4, "test")  # a cut, without a throttle's retry
+        if key == 120:
+            limit._set(12, "test")  # and a rise
+        await settle(20)
+        return key
+
+    outcomes = await collect(fan_out(range(200), work, concurrency=limit))
+
+    assert 200 == len(outcomes)
+    before = [n for key, n in live if key < 40]
+    cut = [n for key, n in live if 80 <= key < 120]
+    grown = [n for key, n in live if key >= 160]
+    assert 16 == max(before)
+    assert 4 == max(cut)
+    assert 12 == max(grown)
+
+
 async def test_ordered_yields_input_order():
     """With ordered=True, outcomes come in input order although work finishes out of order."""
 
