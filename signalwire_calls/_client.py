@@ -405,7 +405,7 @@ class CallsClient:
         The input is streamed (it may be a huge iterable or an async iterable) and
         each distinct SID is fetched once. By default the number of requests in
         flight tunes itself (see :doc:`/bulk`): it starts at 32 (or where this
-        client's last job settled, within ten minutes), doubles each round while
+        client's last job got to, within ten minutes), doubles each round while
         the answers per second grow, settles where more requests would not
         deliver more, eases when the round trip rises while this process is idle
         (a service's capacity), and on a burst of 429s is cut by 10 % and paced

@@ -90,25 +90,31 @@ class LimitMemory:
     operating point (``target``) and, paced, its pace and the rate refused. The
     next job's limit starts from there, probing as usual, instead of from 32
     (as Linux keeps a destination's ssthresh and round trip in ``tcp_metrics``).
+    A job that ends still in startup (a short one) leaves the limit of its best
+    round so far, marked ``growing``: the next job goes on with the startup from
+    there instead of doubling up from 32 again.
     Memory older than :data:`MEMORY_SECONDS` is forgotten; the least round trip
     is not kept (a new job measures its own, so a path that changed is not misread).
     """
 
-    __slots__ = ("_clock", "pace", "refused", "target", "when")
+    __slots__ = ("_clock", "growing", "pace", "refused", "target", "when")
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self.target = 0
         self.pace = 0.0
         self.refused = 0.0
+        self.growing = False  # target is a startup's best limit so far, not settled
         self.when = -math.inf
 
     def __repr__(self) -> str:
-        return f"<LimitMemory target={self.target} pace={self.pace:.0f}>"
+        growing = " growing" if self.growing else ""
+        return f"<LimitMemory target={self.target} pace={self.pace:.0f}{growing}>"
 
-    def remember(self, target: int, pace: float, refused: float) -> None:
-        """Keep a settled round's operating point."""
+    def remember(self, target: int, pace: float, refused: float, *, growing: bool = False) -> None:
+        """Keep a round's operating point (``growing``: a startup's, still doubling)."""
         self.target, self.pace, self.refused = target, pace, refused
+        self.growing = growing
         self.when = self._clock()
 
     def recall(self) -> tuple[int, float, float] | None:
@@ -181,7 +187,8 @@ class AdaptiveLimit:
     with it (a CPU-bound client), stops where more calls slow every reply (a
     service's capacity), and holds a rate cap with few 429s, always between
     ``minimum`` and ``maximum``. With a :class:`LimitMemory`, a new limit
-    starts where the last one settled (its target and pace), out of startup.
+    starts where the last one settled (its target and pace), out of startup;
+    or, if the last one ended still in startup, at its best limit, in startup.
 
     A slot is granted only while ``in_flight < current`` (and, paced, when a
     token is left or nothing is in flight), so in-flight work never exceeds the
@@ -285,18 +292,24 @@ class AdaptiveLimit:
         self._generation = 0
         self._successes = 0
         self._waiters: deque[asyncio.Future[None]] = deque()
-        self._memory = memory if tune else None
-        learned = self._memory.recall() if self._memory is not None else None
-        if learned is not None:
-            self._resume(*learned)
+        self._memory = memory = memory if tune else None
+        learned = memory.recall() if memory is not None else None
+        if memory is not None and learned is not None:
+            self._resume(*learned, growing=memory.growing)
         self._needed = self._successes_needed()
 
-    def _resume(self, target: int, pace: float, refused: float) -> None:
-        """Start where an earlier job settled: at its target (and pace), probing, not in startup."""
+    def _resume(self, target: int, pace: float, refused: float, *, growing: bool) -> None:
+        """Start where an earlier job settled: at its target (and pace), probing, not in startup.
+
+        ``growing``: the earlier job ended in startup; this one goes on with it
+        from that job's best limit (its rate is measured afresh).
+        """
         self._current = self._target = self._best_limit = max(
             self.minimum, min(self.maximum, target)
         )
         self._round_size = max(self._current, _ROUND_MIN)
+        if growing:
+            return
         self._mode = _CRUISE
         if pace > 0:
             self._pace, self._refused_rate = pace, refused
@@ -578,9 +591,13 @@ class AdaptiveLimit:
         else:
             return False
         self._rate = rate
-        if self._memory is not None and self._mode != _STARTUP:
-            self._memory.remember(self._target, self._pace, self._refused_rate)
-        return self._decide(rate, transition=transition, queued=queued, rtts=rtts, idle=idle)
+        memory = self._memory
+        if memory is not None and self._mode != _STARTUP:
+            memory.remember(self._target, self._pace, self._refused_rate)
+        changed = self._decide(rate, transition=transition, queued=queued, rtts=rtts, idle=idle)
+        if memory is not None and self._mode == _STARTUP:  # a short job: the next goes on here
+            memory.remember(self._best_limit, 0.0, 0.0, growing=True)
+        return changed
 
     def _decide(
         self, rate: float, *, transition: bool, queued: bool, rtts: list[float], idle: bool

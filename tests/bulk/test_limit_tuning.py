@@ -226,6 +226,34 @@ def test_a_remembered_pace_paces_the_next_job_from_its_start():
     assert share <= 0.01
 
 
+def test_a_job_that_ends_in_startup_lets_the_next_go_on_from_its_best_round():
+    """A short job still doubling leaves its best limit; the next doubles on from there."""
+    memory = LimitMemory()
+    first, clock = tuned(memory=memory), Clock()
+    clock.feed(first, BASE, rounds=3)  # 32 -> 64 -> 128 -> 256, each round faster
+    assert 256 == first.current
+    learned = memory.recall()
+    assert learned is not None
+    assert 128 == learned[0]  # the best round so far: 256 has not been judged yet
+    assert memory.growing
+    second = tuned(memory=memory)
+    assert 128 == second.current
+    clock.feed(second, BASE, rounds=3)  # still in startup: it doubles, not probes
+    assert 1000 == second.current
+
+
+def test_a_settled_job_overwrites_a_growing_memory():
+    """Once a job leaves startup, what it remembers is settled (probing resumes from it)."""
+    memory = LimitMemory()
+    memory.remember(64, 0.0, 0.0, growing=True)
+    limit = tuned(memory=memory, cpu_clock=cpu_clock(0.3))
+    simulate(limit, capacity=100)
+    assert not memory.growing
+    learned = memory.recall()
+    assert learned is not None
+    assert 80 <= learned[0] <= 130
+
+
 def test_memory_is_forgotten_after_a_while_and_ignored_when_pinned():
     """Memory older than MEMORY_SECONDS is not used; a pinned limit neither reads nor writes it."""
     now = [0.0]
