@@ -114,6 +114,27 @@ async def test_workers_follow_the_current_limit_not_its_maximum():
     assert 0 == waits
 
 
+async def test_a_large_limit_fills_within_a_few_turns_of_the_loop():
+    """The workers double until they fill the limit, not one per turn of the event loop.
+
+    One per turn, a limit of 512 over calls that each take three turns was still at
+    about 110 calls in flight after 2,000 keys.
+    """
+    in_flight = []
+    limit = AdaptiveLimit(512)
+
+    async def work(key):
+        in_flight.append(limit.in_flight)
+        await settle(3)
+        return key
+
+    outcomes = await collect(fan_out(range(2000), work, concurrency=limit))
+
+    assert 2000 == len(outcomes)
+    assert 512 == limit.max_in_flight
+    assert 512 == max(in_flight[:1000])  # full well before half of the keys
+
+
 async def test_workers_retire_after_a_cut_and_return_when_it_grows():
     """A cut retires the workers above the new limit; a raised limit spawns them again."""
     live = []
