@@ -68,10 +68,16 @@ _RECENT_WINDOW: Final = 2.0
 
 #: With a CPU clock: a round in which this process used less than this share of
 #: one core is *idle* (its own CPU is not what slows the answers), and then a
-#: round whose mean round trip exceeds ``_LATENCY_TOLERANCE`` x the least one is
-#: *congested*: the limit goes to ``current * _LATENCY_TOLERANCE * base / mean``.
+#: round whose median round trip exceeds ``_LATENCY_TOLERANCE`` x the reference
+#: (the least median of the idle rounds so far) by at least ``_QUEUE_MIN`` seconds
+#: is *congested*: the limit goes to ``current * _LATENCY_TOLERANCE * ref / median``,
+#: but to no less than ``_EASE_MIN`` x current in one round. The reference follows a
+#: lasting rise by ``_REF_DRIFT`` of the gap a round.
 _IDLE: Final = 0.8
 _LATENCY_TOLERANCE: Final = 1.1
+_QUEUE_MIN: Final = 0.001
+_EASE_MIN: Final = 0.75
+_REF_DRIFT: Final = 0.05
 
 #: How long a :class:`LimitMemory` is trusted after its last settled round (seconds).
 MEMORY_SECONDS: Final = 600.0
@@ -158,12 +164,15 @@ class AdaptiveLimit:
     * **latency, when idle** (with a ``cpu_clock``; the client passes
       :func:`time.process_time`): a round out of startup in which this process
       used less than 0.8 of a core, and whose *median* round trip exceeds
-      ``1.1 * base``, is a queue that is not this process's own CPU (a
-      service's capacity): ``target = current * 1.1 * base / median``, as
-      TCP Vegas and Gradient2 would (the median, so that the handshakes of a
-      probe's new connections do not count). A busy process's latency is its
-      own queue and never lowers the limit: there only a probe that delivers as
-      much with fewer calls does;
+      ``1.1 * ref`` and ``ref + 1 ms``, is a queue that is not this process's
+      own CPU (a service's capacity): ``target = current * max(0.75, 1.1 * ref
+      / median)``, as TCP Vegas and Gradient2 would. ``ref`` is the least
+      median of the idle rounds so far, rising by 5 % of the gap a round (as
+      Gradient2 compares a short average with a long one, not with the least
+      sample: round trips vary on every path); the median, so that the
+      handshakes of a probe's new connections do not count. A busy process's
+      latency is its own queue and never lowers the limit: there only a probe
+      that delivers as much with fewer calls does;
     * **a throttle** (HTTP 429, once per burst) multiplies the limit by
       ``backoff`` (0.9 in the client; 0.5 in startup, which overshoots by up to
       twice) and *paces* starts, as AWS's adaptive retry mode does, with a token
@@ -268,6 +277,7 @@ class AdaptiveLimit:
         self._now: float | None = None  # the latest completion time reported
         self._transition = False  # this round began with calls of an older limit
         self._base = math.inf  # the least round trip (allowed to drift up)
+        self._ref_rtt = 0.0  # the least median of the idle rounds (0: none yet)
         self._mode = _STARTUP if tune else _CRUISE
         self._rate = 0.0  # the last round's delivery rate, per second
         self._best_rate = 0.0  # startup: the best rate so far, and its limit
@@ -610,9 +620,9 @@ class AdaptiveLimit:
             return self._startup_round(rate, current)
         if transition:
             return False  # mixed: calls of the old limit and the new
-        median = self._congestion(rtts) if idle else 0.0
-        if median:
-            return self._ease(median, current)
+        ease = self._congestion(rtts) if idle else 0.0
+        if ease:
+            return self._ease(ease, current)
         if self._mode == _CRUISE:
             return self._cruise_round(rate, current, queued=queued)
         return self._probe_round(rate, current, queued=queued)
@@ -644,15 +654,29 @@ class AdaptiveLimit:
         return self._set(self._target, "startup")
 
     def _congestion(self, rtts: list[float]) -> float:
-        """The round's median round trip if over 1.1 x base (a queue), else 0.
+        """How far an idle round's latency says to ease the limit (a factor < 1), else 0.
 
-        The median, not the mean: the calls that opened a connection (a probe's
-        new slots) take a handshake longer, and must not read as a queue.
+        The round's median round trip against a reference: the least median of
+        the idle rounds so far, which follows a lasting rise by 5 % of the gap a
+        round. Not against the least single round trip: on any real path round
+        trips vary by more than 10 %, so the median of every round exceeded 1.1 x
+        the least one and each idle round cut the limit again, down to 1 (a model
+        server with a jitter of 0.3 x its delay took a limit of 1,000 to 3). A
+        queue must also be at least 1 ms: a smaller excess is noise, or this
+        process's own event loop. The median, not the mean: the calls that
+        opened a connection (a probe's new slots) take a handshake longer.
         """
         if not rtts:
             return 0.0
         median = sorted(rtts)[len(rtts) // 2]
-        return median if median > _LATENCY_TOLERANCE * self._base else 0.0
+        ref = self._ref_rtt
+        if ref == 0.0 or median <= ref:
+            self._ref_rtt = median
+            return 0.0
+        self._ref_rtt = ref + _REF_DRIFT * (median - ref)
+        if median <= _LATENCY_TOLERANCE * ref or median - ref < _QUEUE_MIN:
+            return 0.0
+        return max(_EASE_MIN, _LATENCY_TOLERANCE * ref / median)
 
     def _idle(self, start: float | None, now: float | None) -> bool:
         """Whether this process used less than ``_IDLE`` of a core over the round just ended."""
@@ -665,9 +689,9 @@ class AdaptiveLimit:
             return False
         return used < _IDLE * (now - start)
 
-    def _ease(self, rtt: float, current: int) -> bool:
-        """Take the limit down to what the least round trip (with tolerance) allows."""
-        new = max(self.minimum, int(current * _LATENCY_TOLERANCE * self._base / rtt))
+    def _ease(self, factor: float, current: int) -> bool:
+        """Take the limit down by ``factor`` (what the reference round trip allows)."""
+        new = max(self.minimum, int(current * factor))
         self._target = min(new, self._target)
         self._ref, self._step = 0.0, _STEP_MIN
         self._wait = self._wait_max = min(_WAIT_MAX, 2 * self._wait_max)
