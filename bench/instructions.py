@@ -50,24 +50,9 @@ def _child(kind: str, lookups: int, url: str) -> None:
 
     async def main() -> None:
         measure._warm = lambda s, _c: s[:WARM]  # noqa: SLF001 - the same warm-up for both sizes
-        await {**measure.RUNNERS, "t": _self_tuning}[kind](url, sids, 100)
+        await {**measure.RUNNERS, "t": measure.ours_default}[kind](url, sids, 100)
 
     asyncio.run(main())
-
-
-async def _self_tuning(url: str, sids: list[str], _concurrency: int) -> float:
-    """(t) ``iter_call_results`` with its defaults: the self-tuning limit, as users run it."""
-    async with measure.make_client(url) as client:
-
-        async def lookups(keys: list[str]) -> int:
-            n = 0
-            async for result in client.iter_call_results(keys):
-                if result.call is None:
-                    raise RuntimeError(f"lookup failed: {result.error!r}")
-                n += 1
-            return n
-
-        return await measure._timed(sids, 0, lookups)  # noqa: SLF001 - the shared timer
 
 
 def _count(kind: str, lookups: int, url: str) -> int:

@@ -142,6 +142,31 @@ async def ours(url: str, sids: Sequence[str], concurrency: int) -> float:
         )
 
 
+async def ours_default(
+    url: str, sids: Sequence[str], _concurrency: int, on_timed: Callable[[], None] | None = None
+) -> float:
+    """``iter_call_results`` with its defaults: the self-tuning limit, as users run it.
+
+    ``on_timed`` is called when the timed part begins (after the warm-up).
+    """
+    async with make_client(url) as client:
+        calls = 0
+
+        async def lookups(keys: Sequence[str]) -> int:
+            nonlocal calls
+            calls += 1
+            if calls == 2 and on_timed is not None:
+                on_timed()
+            n = 0
+            async for result in client.iter_call_results(keys):
+                if result.call is None:
+                    raise RuntimeError(f"lookup failed: {result.error!r}")
+                n += 1
+            return n
+
+        return await _timed(sids, 0, lookups)
+
+
 # -------------------------------------------------------------------- (c) twilio
 
 

@@ -201,30 +201,15 @@ def _runner(kind: str) -> Any:
     return {"raw": measure.raw_aiohttp, "twilio": measure.twilio, "ours": _ours_default}[kind]
 
 
-async def _ours_default(url: str, sids: Sequence[str], _concurrency: int) -> float:
+async def _ours_default(url: str, sids: Sequence[str], concurrency: int) -> float:
     """This library with its defaults: self-tuning concurrency, nothing pinned."""
     import measure
-    import signalwire_calls as swc
 
-    async with swc.CallsClient(
-        data.ACCOUNT, data.PROJECT_TOKEN, base_url=f"{url}{measure.API_ROOT}"
-    ) as client:
-        calls = 0
+    def timed() -> None:  # the timed part begins: the warm-up's answers do not count
+        for hook in ON_TIMED:
+            hook()
 
-        async def lookups(keys: Sequence[str]) -> int:
-            nonlocal calls
-            calls += 1
-            if calls == 2:  # the timed part begins: the warm-up's answers do not count
-                for hook in ON_TIMED:
-                    hook()
-            n = 0
-            async for result in client.iter_call_results(keys):
-                if result.call is None:
-                    raise RuntimeError(f"lookup failed: {result.error!r}")
-                n += 1
-            return n
-
-        return await measure._timed(sids, 0, lookups)  # noqa: SLF001 - the shared timer
+    return await measure.ours_default(url, sids, concurrency, on_timed=timed)
 
 
 def run_contenders(url: str, contenders: list[tuple[str, str, int]], lookups: int, rounds: int,
