@@ -425,8 +425,8 @@ class _Job(Generic[K, V, R]):
             # As many workers as the limit allows calls: a worker more would only
             # wait for a slot, and a wait costs a future and a task switch per key
             # (about a fifth of a lookup's CPU). So after a cut the extra workers
-            # retire; a raised limit spawns them again below, one per key read
-            # while every worker is busy.
+            # retire; a raised limit spawns them again below, when every worker
+            # is busy.
             if self._workers > limit.current:
                 self._workers -= 1
                 self._idle -= 1
