@@ -195,6 +195,30 @@ def test_a_busy_client_ignores_its_own_latency():
     assert limit.current >= 400
 
 
+@pytest.mark.parametrize("seed", [2, 3])
+def test_a_busy_client_on_a_fast_path_does_not_walk_its_limit_down(seed):
+    """Busy at 0.5 ms a round trip, probes alternate and only a win moves the limit.
+
+    Fewer calls queue less in the busy client's own loop, so every probe went
+    down and one that merely drew (the rate within a round's noise) was kept:
+    over 30 s the limit walked from 128 to 8 and the rate fell under 7,400/s
+    (seed 2). Now neither direction is favoured, and the rate stays at the
+    client's 8,000/s.
+    """
+    limit = tuned(cpu_clock=cpu_clock(1.0))
+    rates, start = [], 0.0
+    for part in range(3):
+        rate, _ = simulate(
+            limit, 10.0, delay=0.0005, cpu_rate=8000, lag=0.0005, seed=10 * seed + part, start=start
+        )
+        for _ in range(limit.in_flight):  # the part's last calls, abandoned
+            limit.release()
+        rates.append(rate)
+        start += 10.0
+    assert min(rates) >= 0.97 * 8000
+    assert limit.current >= 24
+
+
 def test_a_second_job_starts_where_the_first_settled():
     """A memory shared by two limits: the second starts at the first's target, not at 32."""
     memory = LimitMemory()
