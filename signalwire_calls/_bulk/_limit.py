@@ -170,7 +170,9 @@ class AdaptiveLimit:
       used less than 0.8 of a core, and whose *median* round trip exceeds
       ``1.1 * ref`` and ``ref + 1 ms``, is a queue that is not this process's
       own CPU (a service's capacity): ``target = current * max(0.75, 1.1 * ref
-      / median)``, as TCP Vegas and Gradient2 would. ``ref`` is the least
+      / median)``, as TCP Vegas and Gradient2 would (above the old target too,
+      after a probe up that went a little too far; clamped at 0.75, no higher
+      than the old target). ``ref`` is the least
       median of the idle rounds so far, rising by 5 % of the gap a round (as
       Gradient2 compares a short average with a long one, not with the least
       sample: round trips vary on every path); the median, so that the
@@ -707,7 +709,10 @@ class AdaptiveLimit:
     def _ease(self, factor: float, current: int) -> bool:
         """Take the limit down by ``factor`` (what the reference round trip allows)."""
         new = max(self.minimum, int(current * factor))
-        self._target = min(new, self._target)
+        # Unclamped, the estimate holds even above the target (a probe up that
+        # went a little too far: keep what the latency allows, not the old
+        # target); clamped, it is only a bound.
+        self._target = new if factor > _EASE_MIN else min(new, self._target)
         self._ref, self._step = 0.0, _STEP_MIN
         self._wait = self._wait_max = min(_WAIT_MAX, 2 * self._wait_max)
         self._mode = _CRUISE

@@ -168,6 +168,25 @@ def test_capacity_is_found_not_overshot():
     assert limit.base_rtt == pytest.approx(BASE, rel=0.05)
 
 
+def test_a_probe_up_that_went_a_little_too_far_keeps_what_the_latency_allows():
+    """An idle probe from 100 to 113 whose median is 45.5 ms settles at 109, not back at 100.
+
+    The latency estimate (113 x 1.1 x 40 / 45.5) is not clamped, so it holds
+    above the old target too: going back to 100 left a service with room for a
+    few more calls under-used until the next probe.
+    """
+    memory = LimitMemory()
+    memory.remember(100, 0.0, 0.0)
+    limit, clock = tuned(cpu_clock=cpu_clock(0.3), memory=memory), Clock()
+    clock.feed(limit, BASE, rounds=2)  # the reference round trip, then a probe up
+    assert 113 == limit.current
+    clock.feed(limit, BASE)  # the transition round, not judged
+    clock.feed(limit, 0.0455)
+    assert 109 == limit.current
+    clock.feed(limit, 0.044, rounds=2)  # within 1.1 x the reference: it holds
+    assert 109 == limit.current
+
+
 def test_an_idle_client_reads_a_slower_median_as_the_capacity():
     """An idle process reads a slower median round trip as the service's capacity.
 
