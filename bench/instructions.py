@@ -11,6 +11,12 @@ kernel's share of a request (the same for every contender) is not. Instructions
 are not time (a cache miss costs more than an add), so read them as a way to
 compare versions of the same code, next to the wall-clock runs of ``run.py``.
 
+The self-tuning contender ``t`` is not a per-lookup cost in the same sense: under
+valgrind the client is some fifty times slower, so its limit takes another path
+(the 500-lookup run ends in startup, the 2,500 one probes), and the difference
+between the two runs moves with that path (540,000 to 610,000 for the same code).
+Compare ``a``, ``b`` and ``c``; read ``t`` only against itself, run to run.
+
 Needs the ``valgrind`` command (Debian: ``apt install valgrind``); takes about a
 minute per contender.
 """
