@@ -301,6 +301,27 @@ def test_a_job_that_ends_in_startup_lets_the_next_go_on_from_its_best_round():
     assert 1000 == second.current
 
 
+def test_a_job_whose_startup_ends_in_its_last_round_leaves_the_verdict():
+    """Startup that ends in a job's last round leaves that target, settled, not the growing one.
+
+    Before, the round that ended startup wrote nothing, so the next job went on
+    doubling from the best round (over TLS: up to 1,000 calls and as many new
+    handshakes in the timed part of the bench, for a limit that had already
+    settled at 256).
+    """
+    memory = LimitMemory()
+    first, clock = tuned(memory=memory), Clock()
+    clock.feed(first, BASE, rounds=3)  # 32 -> 64 -> 128 -> 256
+    clock.feed(first, BASE, rounds=2, rate=128 / BASE)  # flat twice: startup ends at 256
+    assert 256 == first.current
+    assert not memory.growing
+    assert (256, 0.0, 0.0) == memory.recall()
+    second = tuned(memory=memory)
+    assert 256 == second.current
+    clock.feed(second, BASE, rounds=3)  # probing, not doubling
+    assert second.current < 512
+
+
 def test_a_settled_job_overwrites_a_growing_memory():
     """Once a job leaves startup, what it remembers is settled (probing resumes from it)."""
     memory = LimitMemory()
