@@ -609,17 +609,17 @@ class AdaptiveLimit:
         else:
             return False
         self._rate = rate
-        memory = self._memory
-        growing = self._mode == _STARTUP
-        if memory is not None and not growing:
-            memory.remember(self._target, self._pace, self._refused_rate)
         changed = self._decide(
             rate, transition=transition, queued=queued, rtts=rtts, idle=idle, busy=busy
         )
-        if memory is not None and growing:
+        # After the round's verdict, including the one that ends startup (a job
+        # whose startup ended in its last round left nothing, and the next one
+        # doubled on from the round before).
+        memory = self._memory
+        if memory is not None:
             if self._mode == _STARTUP:  # a short job: the next goes on here
                 memory.remember(self._best_limit, 0.0, 0.0, growing=True)
-            else:  # startup ended in this round: the next job starts from its verdict
+            else:
                 memory.remember(self._target, self._pace, self._refused_rate)
         return changed
 
