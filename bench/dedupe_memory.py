@@ -3,7 +3,7 @@
 Each mode runs in its own process: a bulk job (``fan_out``, the engine behind
 ``iter_call_results``, with a no-op lookup so that no HTTP is involved) over a
 generated stream of N distinct SIDs, and the growth of the resident set size
-(which, unlike ``tracemalloc``, also sees SQLite's memory) divided by N.
+(what the process really holds, allocator overhead included) divided by N.
 Modes: ``compact`` (the default of ``iter_call_results``), ``set`` (a plain set
 of SID strings, as before) and ``distinct`` (``distinct=True``: no state).
 """

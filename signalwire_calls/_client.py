@@ -438,7 +438,7 @@ class CallsClient:
             distinct: The input is known to hold no SID twice: keep no
                 de-duplication state, so memory is proportional to the
                 concurrency only (a repeated SID would then be fetched again).
-                Otherwise the state costs about 30 bytes per distinct SID.
+                Otherwise the state costs about 25 bytes per distinct SID.
 
         Returns:
             An async iterator of one result per distinct SID. Use it with

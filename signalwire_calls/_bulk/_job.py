@@ -11,7 +11,7 @@ job slows itself down instead of burning its retries.
 
 Memory is bounded by the read-ahead window (four times the largest concurrency:
 keys read from the input but not yet yielded) plus the de-duplication state,
-:class:`SeenKeys`: exact, and with a ``compact`` key form about 30 bytes per
+:class:`SeenKeys`: exact, and with a ``compact`` key form about 25 bytes per
 distinct key; with ``distinct=True`` there is none.
 """
 
@@ -200,7 +200,7 @@ def fan_out(
             de-duplicate, so memory is proportional to the concurrency only (a
             repeated key is then worked on again).
         compact: A short unique ``bytes`` form of a key (a UUID's 16 bytes): the
-            de-duplication state then holds about 30 bytes per distinct key
+            de-duplication state then holds about 25 bytes per distinct key
             instead of the key itself (see :class:`SeenKeys`).
         abort: Called with a key's error while no key of the job has been
             answered yet (a value, or an error ``abort`` lets pass), and with how
@@ -452,7 +452,7 @@ class _Job(Generic[K, V, R]):
                                 invalid = exc
                             else:
                                 invalid = None
-                        if seen is None or key not in seen:
+                        if seen is None or seen.first(key):
                             break
                         await self._skip_duplicate()
                 except StopIteration:
@@ -466,8 +466,6 @@ class _Job(Generic[K, V, R]):
                 if read is None:
                     return
                 key, invalid = read
-            if seen is not None:
-                seen.add(key)
             seq = self._count
             self._count += 1
             if invalid is not None:
@@ -533,7 +531,7 @@ class _Job(Generic[K, V, R]):
                         key = validate(key)
                     except Exception as exc:  # noqa: BLE001 - the verdict, whatever its type
                         invalid = exc
-                if self._seen is None or key not in self._seen:
+                if self._seen is None or self._seen.first(key):
                     return key, invalid
                 await self._skip_duplicate()
         return None

@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 from signalwire_calls._bulk import AdaptiveLimit, fan_out
 from signalwire_calls._bulk._limit import MEMORY_SECONDS, LimitMemory
-from signalwire_calls._bulk._seen import SeenKeys
 from signalwire_calls._checks import sid_bytes
 from signalwire_calls._errors import NotFoundError
 
@@ -459,18 +458,6 @@ def test_initial_and_backoff_are_checked():
         AdaptiveLimit(10, initial=11)
     with pytest.raises(ValueError, match="backoff"):
         AdaptiveLimit(10, backoff=1.0)
-
-
-def test_seen_keys_stay_exact_after_moving_to_the_compact_store():
-    """Keys that moved from the set to the compact store are still found, and others not."""
-    seen: SeenKeys[str] = SeenKeys(sid_bytes, recent_max=8)
-    sids = [str(uuid.UUID(int=i)) for i in range(1, 50)]
-    for sid in sids:
-        assert sid not in seen
-        seen.add(sid)
-    assert all(sid in seen for sid in sids)
-    assert str(uuid.UUID(int=10_000)) not in seen
-    seen.close()
 
 
 async def test_job_with_a_compact_store_gives_each_distinct_key_once():
