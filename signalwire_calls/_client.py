@@ -469,6 +469,8 @@ class CallsClient:
             abort=_unreachable,
             retry_hook=retry_listener,
             on_limit_change=self._concurrency.changed,
+            # The loop is checked here, once: lookup() does not check it per call.
+            on_start=self._requester.ensure_session,
             wrap=build_call_result,  # CallResult(sid, call, error), faster
         )
 

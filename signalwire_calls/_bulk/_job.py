@@ -122,6 +122,7 @@ def fan_out(
     clock: Callable[[], float] = ...,
     retry_hook: contextvars.ContextVar[Callable[[], None] | None] | None = ...,
     on_limit_change: Callable[[int, int], None] | None = ...,
+    on_start: Callable[[], object] | None = ...,
     wrap: None = ...,
 ) -> AsyncGenerator[Outcome[K, V], None]: ...
 
@@ -142,6 +143,7 @@ def fan_out(
     clock: Callable[[], float] = ...,
     retry_hook: contextvars.ContextVar[Callable[[], None] | None] | None = ...,
     on_limit_change: Callable[[int, int], None] | None = ...,
+    on_start: Callable[[], object] | None = ...,
     wrap: Callable[[K, V | None, Exception | None], R],
 ) -> AsyncGenerator[R, None]: ...
 
@@ -161,6 +163,7 @@ def fan_out(
     clock: Callable[[], float] = time.monotonic,
     retry_hook: contextvars.ContextVar[Callable[[], None] | None] | None = None,
     on_limit_change: Callable[[int, int], None] | None = None,
+    on_start: Callable[[], object] | None = None,
     wrap: Callable[[K, V | None, Exception | None], Any] | None = None,
 ) -> AsyncGenerator[Any, None]:
     """Run ``work`` for each distinct key with bounded, adaptive concurrency.
@@ -212,6 +215,9 @@ def fan_out(
             each retry it makes, counted in :attr:`BulkProgress.retries`.
         on_limit_change: Called with ``(previous, current)`` whenever the job's
             concurrency limit changes, from 0 when the job starts and to 0 when it ends.
+        on_start: Called once when iteration begins, in the event loop that runs
+            the job, before any key is read; an exception from it is raised from the
+            iterator (a check that ``work`` then need not repeat for every key).
         wrap: Builds what is yielded for a key from ``(key, value, error)``
             (default: :class:`Outcome`), so a caller that wants its own result type
             needs no second generator to convert outcomes.
@@ -240,6 +246,7 @@ def fan_out(
         throttle_hook=throttle_hook,
         retry_hook=retry_hook,
         on_limit_change=on_limit_change,
+        on_start=on_start,
         wrap=wrap or Outcome,
     )
     return job.run()
@@ -305,6 +312,7 @@ class _Job(Generic[K, V, R]):
         wrap: Callable[[K, V | None, Exception | None], R],
         retry_hook: contextvars.ContextVar[Callable[[], None] | None] | None = None,
         on_limit_change: Callable[[int, int], None] | None = None,
+        on_start: Callable[[], object] | None = None,
     ) -> None:
         self._keys = keys
         self._work = work
@@ -345,11 +353,14 @@ class _Job(Generic[K, V, R]):
         self._retry_hook = retry_hook
         self._on_limit_change = on_limit_change
         self._shown_limit = 0  # the limit on_limit_change was last told of
+        self._on_start = on_start
 
     # ---------------------------------------------------------------- the tasks
 
     async def run(self) -> AsyncGenerator[R, None]:
         """Start a worker, yield outcomes until every key has one, then shut down."""
+        if self._on_start is not None:
+            self._on_start()  # before the try: nothing has started that needs shutting down
         self._start()
         try:
             self._report()

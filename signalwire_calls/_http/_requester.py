@@ -329,12 +329,18 @@ class Requester:
         return self._get_call(sid, slotted=True)
 
     def lookup(self, sid: str) -> Coroutine[Any, Any, Call]:
-        """As :meth:`get_call`, without a slot: for a bulk job, whose limit bounds it."""
+        """As :meth:`get_call`, for a bulk job: no slot (its limit bounds it), and no loop check.
+
+        The job checks once, when it starts, that it runs in this requester's event loop
+        (:meth:`ensure_session`), and its tasks cannot move to another. Checking on every
+        call costs a ``getpid()`` system call on CPython 3.11, whose
+        ``asyncio.get_running_loop()`` guards against a fork with it: 4 % of a lookup.
+        """
         return self._get_call(sid, slotted=False)
 
     def _get_call(self, sid: str, *, slotted: bool) -> Coroutine[Any, Any, Call]:
         url = self._calls_base.with_path(self._calls_path + sid, encoded=True)
-        request = self._get(url, sid=sid, as_call=True, slotted=slotted)
+        request = self._get(url, sid=sid, as_call=True, slotted=slotted, in_loop=not slotted)
         emitter = self._emitter
         if emitter.hot and emitter.listening():
             return observed(emitter, request, "GET", _shown(url), sid)
@@ -364,13 +370,20 @@ class Requester:
         raise self._cleaned(failure)  # outside the except: no __context__
 
     async def _get(  # noqa: C901, PLR0912 - one frame per request, on the hot path
-        self, url: str | URL, *, sid: str | None = None, as_call: bool = False, slotted: bool = True
+        self,
+        url: str | URL,
+        *,
+        sid: str | None = None,
+        as_call: bool = False,
+        slotted: bool = True,
+        in_loop: bool = False,
     ) -> Any:
         """GET ``url`` and return its decoded JSON body (with ``as_call``, that call).
 
         With ``as_call`` (and ``sid``), the body is structured as that call after
         the request's slot is given back: one coroutine less per lookup than
-        structuring in a caller.
+        structuring in a caller. ``in_loop``: the caller has checked that this runs
+        in the requester's event loop (see :meth:`lookup`).
 
         Raises:
             APIError: A non-2xx answer, after retries.
@@ -379,7 +392,11 @@ class Requester:
         """
         self.requests += 1
         session = self._session
-        if session is None or self._closed or asyncio.get_running_loop() is not self._loop:
+        if (
+            session is None
+            or self._closed
+            or (not in_loop and asyncio.get_running_loop() is not self._loop)
+        ):
             session = self.ensure_session()
         if type(url) is not URL:  # yarl's URL cannot be subclassed
             url = URL(url, encoded=True)

@@ -472,6 +472,36 @@ async def test_job_with_a_compact_store_gives_each_distinct_key_once():
     assert sorted(set(sids)) == sorted(got)
 
 
+async def test_on_start_runs_once_before_any_key_and_its_error_stops_the_job():
+    """The start hook runs once, before a key is read; if it raises, nothing is worked on."""
+    events: list[str] = []
+
+    def keys():
+        for key in (1, 2, 3):
+            events.append(f"read {key}")
+            yield key
+
+    async def work(key: int) -> int:
+        events.append(f"work {key}")
+        return key
+
+    got = [
+        o.key
+        async for o in fan_out(keys(), work, concurrency=2, on_start=lambda: events.append("start"))
+    ]
+    assert [1, 2, 3] == sorted(got)
+    assert "start" == events[0]
+    assert 1 == events.count("start")
+
+    def refuse() -> None:
+        raise RuntimeError("wrong loop")
+
+    events.clear()
+    with pytest.raises(RuntimeError, match="wrong loop"):
+        [o async for o in fan_out(keys(), work, concurrency=2, on_start=refuse)]
+    assert [] == events
+
+
 async def test_distinct_input_keeps_no_state_and_repeats_are_worked_again():
     """With distinct=True nothing is remembered: a repeated key is worked on twice."""
     calls: list[int] = []

@@ -14,7 +14,7 @@ import base64
 import json
 import threading
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 import aiohttp
 import pytest
@@ -218,6 +218,38 @@ def test_a_client_refuses_a_second_event_loop(scripted_thread):
         first.close()
 
 
+def test_a_bulk_job_iterated_in_a_second_event_loop_is_refused_before_any_lookup(scripted_thread):
+    """A job made in the client's loop and run in another raises there, at once, and asks nothing.
+
+    Its lookups do not check the loop one by one (on CPython 3.11 that costs a system
+    call each): the job checks once, when it starts.
+    """
+    client = swc.CallsClient(PROJECT, TOKEN, base_url=scripted_thread.base_url, retry=NO_WAIT)
+    first = asyncio.new_event_loop()
+
+    async def make_job() -> AsyncIterator[swc.CallResult]:
+        await client.get_call(SID)  # bound to the first loop
+        return client.iter_call_results([SID])
+
+    async def run_job(job: AsyncIterator[swc.CallResult]) -> list[swc.CallResult]:
+        return [result async for result in job]
+
+    async def new_job() -> list[swc.CallResult]:
+        return await run_job(client.iter_call_results([SID]))
+
+    try:
+        job = first.run_until_complete(make_job())
+        asked = len(scripted_thread.requests)
+        with pytest.raises(RuntimeError, match="belongs to the event loop it first ran in"):
+            asyncio.run(run_job(job))
+        assert asked == len(scripted_thread.requests)  # not one lookup was tried
+        again = first.run_until_complete(new_job())
+        assert [SID] == [result.sid for result in again]  # its own loop still runs jobs
+    finally:
+        first.run_until_complete(client.aclose())
+        first.close()
+
+
 async def test_another_thread_cannot_use_the_client_or_cancel_its_tasks(scripted):
     """A thread with its own loop is refused, and the owning loop's lookups finish untouched."""
     scripted.default = lambda _: Reply(200, CALL)
@@ -329,8 +361,10 @@ def scripted_thread() -> Iterator[Any]:
 
     class Info:
         base_url = ""
+        requests: ClassVar[list[str]] = []  # the paths asked for
 
-    async def handle(_request: web.Request) -> web.Response:
+    async def handle(request: web.Request) -> web.Response:
+        Info.requests.append(request.path)
         return web.Response(body=json.dumps(CALL).replace(CALL["sid"], SID).encode())
 
     loop = asyncio.new_event_loop()
