@@ -438,7 +438,7 @@ class _Job(Generic[K, V, R]):
             # (about a fifth of a lookup's CPU). So after a cut the extra workers
             # retire; a raised limit spawns them again below, when every worker
             # is busy.
-            if self._workers > limit.current:
+            if self._workers > limit._current:  # noqa: SLF001 - not the property: twice per key
                 self._workers -= 1
                 self._idle -= 1
                 return
@@ -491,7 +491,7 @@ class _Job(Generic[K, V, R]):
                 # one per turn of the event loop (a new worker counts as idle until it
                 # runs), and a turn that handles hundreds of answers takes tens of
                 # milliseconds: a limit of 512 was still at 109 calls after 2,000 keys.
-                missing = limit.current - self._workers
+                missing = limit._current - self._workers  # noqa: SLF001 - as above
                 for _ in range(min(missing, self._workers)):
                     self._spawn_worker()
             # The first attempt, inline; a throttled key goes on in _retry.
@@ -674,7 +674,7 @@ class _Job(Generic[K, V, R]):
         waiter = self._wakeup
         if wake and waiter is not None and not waiter.done():
             waiter.set_result(None)
-        if self._on_limit_change is not None and self._limit.current != self._shown_limit:
+        if self._on_limit_change is not None and self._limit._current != self._shown_limit:  # noqa: SLF001
             self._watch_limit()
         if self._on_progress is not None:
             self._report()
