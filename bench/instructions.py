@@ -17,8 +17,23 @@ valgrind the client is some fifty times slower, so its limit takes another path
 between the two runs moves with that path (540,000 to 610,000 for the same code).
 Compare ``a``, ``b`` and ``c``; read ``t`` only against itself, run to run.
 
+``--cycles`` also simulates the caches and the branch predictor (cachegrind's
+``--cache-sim=yes --branch-sim=yes``, about three times slower) and prints, per
+lookup, the first-level instruction and data cache misses, the mispredicted
+branches, and an *estimate* of the cycles they add up to::
+
+    cycles ~ instructions / 4 + 12 * (I1 + D1 misses) + 15 * mispredicts
+
+(four instructions a cycle when nothing stalls, an L1 miss served by L2, a
+mispredict's pipeline flush: round figures for a current x86 core, not measured
+here; the virtual machines this project runs on have no hardware counters, so
+``perf stat -e cycles`` says "not supported"). Interpreted Python stalls far more
+than it computes (an indirect branch per bytecode), so this ranks contenders
+closer to their CPU time than instructions do. It is a model: read its ratios
+beside the wall-clock ones, not instead of them.
+
 Needs the ``valgrind`` command (Debian: ``apt install valgrind``); takes about a
-minute per contender.
+minute per contender (three with ``--cycles``).
 """
 
 from __future__ import annotations
@@ -61,24 +76,53 @@ def _child(kind: str, lookups: int, url: str) -> None:
     asyncio.run(main())
 
 
-def _count(kind: str, lookups: int, url: str) -> int:
-    """Instructions executed by a child process running ``lookups`` lookups."""
+#: What ``--cycles`` reads from cachegrind's summary: (label, regular expression).
+_SIMULATED = (
+    ("instructions", r"I\s+refs:\s+([\d,]+)"),
+    ("I1 misses", r"I1\s+misses:\s+([\d,]+)"),
+    ("D1 misses", r"D1\s+misses:\s+([\d,]+)"),
+    ("mispredicts", r"Mispredicts:\s+([\d,]+)"),
+)
+
+
+def _count(kind: str, lookups: int, url: str, *, simulate: bool = False) -> dict[str, int]:
+    """What a child process running ``lookups`` lookups executes (and, simulated, misses)."""
     command = [
-        "valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null",
+        "valgrind", "--tool=cachegrind", "--cachegrind-out-file=/dev/null",
+        *(["--cache-sim=yes", "--branch-sim=yes"] if simulate else ["--cache-sim=no"]),
         sys.executable, __file__, "--child", kind, str(lookups), url,
     ]  # fmt: skip
     env = {**os.environ, "PYTHONHASHSEED": "0"}
     done = subprocess.run(command, capture_output=True, text=True, env=env, check=True)
-    match = re.search(r"I\s+refs:\s+([\d,]+)", done.stderr)
-    if match is None:
-        raise RuntimeError(f"no instruction count in valgrind's output:\n{done.stderr[-2000:]}")
-    return int(match[1].replace(",", ""))
+    return parse_summary(done.stderr, simulate=simulate)
+
+
+def parse_summary(stderr: str, *, simulate: bool) -> dict[str, int]:
+    """Read the counts of ``--cycles`` (with ``simulate``) or the instructions alone."""
+    counts = {}
+    for label, pattern in _SIMULATED if simulate else _SIMULATED[:1]:
+        match = re.search(pattern, stderr)
+        if match is None:
+            raise RuntimeError(f"no {label} count in valgrind's output:\n{stderr[-2000:]}")
+        counts[label] = int(match[1].replace(",", ""))
+    return counts
+
+
+def cycles(counts: dict[str, float]) -> float:
+    """The estimate of ``--cycles`` (see the module's docstring) from per-lookup counts."""
+    misses = counts["I1 misses"] + counts["D1 misses"]
+    return counts["instructions"] / 4 + 12 * misses + 15 * counts["mispredicts"]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--contenders", default="abc", help="any of a, b, c, t (self-tuning; default: abc)"
+    )
+    parser.add_argument(
+        "--cycles",
+        action="store_true",
+        help="also simulate caches and branches and estimate cycles (slower)",
     )
     parser.add_argument("--child", nargs=3, metavar=("KIND", "N", "URL"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -90,19 +134,29 @@ def main() -> None:
         sys.exit("valgrind is not installed (Debian: apt install valgrind)")
     cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
     server_cpu = cpus[0] if len(cpus) > 1 else None
+    per_lookup: dict[str, dict[str, float]] = {}
     with Server(data.templates(), cpu=server_cpu) as server:
         if server_cpu is not None:
             os.sched_setaffinity(0, set(cpus[1:]))  # the children inherit it
-        counts = {}
         for kind in args.contenders:
-            small = _count(kind, SMALL, server.url)
-            large = _count(kind, LARGE, server.url)
-            counts[kind] = (large - small) / (LARGE - SMALL)
-            print(f"({kind}) {NAMES.get(kind, kind):30} {counts[kind]:10,.0f} per lookup")
-    if "b" in counts:
-        for other in "ac":
-            if other in counts:
-                print(f"    {other}/b  {counts[other] / counts['b']:.3f}")
+            small = _count(kind, SMALL, server.url, simulate=args.cycles)
+            large = _count(kind, LARGE, server.url, simulate=args.cycles)
+            counts = {label: (large[label] - small[label]) / (LARGE - SMALL) for label in small}
+            line = f"({kind}) {NAMES.get(kind, kind):30} {counts['instructions']:10,.0f} per lookup"
+            if args.cycles:
+                counts["cycles"] = cycles(counts)
+                line += "".join(
+                    f"  {label} {counts[label]:,.0f}"
+                    for label in ("I1 misses", "D1 misses", "mispredicts", "cycles")
+                )
+            per_lookup[kind] = counts
+            print(line, flush=True)
+    if "b" in per_lookup:
+        for name in ("instructions", "cycles") if args.cycles else ("instructions",):
+            for other in "ac":
+                if other in per_lookup:
+                    ratio = per_lookup[other][name] / per_lookup["b"][name]
+                    print(f"    {other}/b  {ratio:.3f}  ({name})")
 
 
 if __name__ == "__main__":

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -87,3 +89,35 @@ def test_run_parses_quick_defaults():
     assert (quick.out, quick.rounds) == (None, 1)
     assert (full.lookups, full.concurrency, full.rounds) == (20_000, 100, 3)
     assert asyncio.iscoroutinefunction(measure.RUNNERS["b"])
+
+
+@pytest.mark.skipif(shutil.which("valgrind") is None, reason="needs the valgrind command")
+@pytest.mark.parametrize("simulate", [False, True])
+def test_instructions_reads_valgrinds_own_summary(simulate):
+    """The counts are read from a real cachegrind run's summary, simulated or not."""
+    import instructions
+
+    flags = ["--cache-sim=yes", "--branch-sim=yes"] if simulate else ["--cache-sim=no"]
+    valgrind, true = shutil.which("valgrind"), shutil.which("true")
+    assert valgrind is not None
+    assert true is not None
+    done = subprocess.run(  # noqa: S603 - fixed arguments
+        [valgrind, "--tool=cachegrind", "--cachegrind-out-file=/dev/null", *flags, true],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    counts = instructions.parse_summary(done.stderr, simulate=simulate)
+    expected = ["instructions", "I1 misses", "D1 misses", "mispredicts"]
+    assert list(counts) == (expected if simulate else expected[:1])
+    assert all(value > 0 for value in counts.values())
+    with pytest.raises(RuntimeError, match="no instructions count"):
+        instructions.parse_summary("valgrind: no summary", simulate=simulate)
+
+
+def test_cycles_estimate_weighs_stalls_as_documented():
+    import instructions
+
+    counts = {"instructions": 400.0, "I1 misses": 2.0, "D1 misses": 3.0, "mispredicts": 4.0}
+    assert instructions.cycles(counts) == 400 / 4 + 12 * 5 + 15 * 4
+    assert "12 * (I1 + D1 misses) + 15 * mispredicts" in (instructions.__doc__ or "")
